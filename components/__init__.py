@@ -1,0 +1,1 @@
+"""Clipper's platform as Pulumi components, and the settings, renderers and engine they use."""

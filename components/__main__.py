@@ -1,0 +1,55 @@
+"""`python -m components plan|render`: the offline engine's command line.
+
+    python -m components plan --stack staging [--json]
+    python -m components render --stack staging --out build/staging
+
+Exit codes: 0 done, 2 invalid settings or usage (the message names the key), 1 anything else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from pathlib import Path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m components", description=__doc__.split("\n")[0]
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    plan = sub.add_parser("plan", help="list every resource the stack declares")
+    plan.add_argument("--stack", required=True)
+    plan.add_argument("--json", action="store_true", help="machine-readable output")
+    render = sub.add_parser("render", help="write every file the stack puts on a host")
+    render.add_argument("--stack", required=True)
+    render.add_argument("--out", required=True, type=Path)
+    args = parser.parse_args(argv)
+
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    from components.offline.plan import plan_json, plan_text
+    from components.offline.render import write_host_files
+    from components.offline.runner import run_program
+    from components.settings import SettingsError
+
+    try:
+        run = run_program(args.stack)
+    except SettingsError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except FileNotFoundError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if args.command == "plan":
+        print(plan_json(run) if args.json else plan_text(run))
+        return 0
+    written = write_host_files(run, args.out)
+    for path in written:
+        print(path)
+    print(f"{len(written)} files written under {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,69 @@
+"""The stack's private network: a VPC, and the DigitalOcean project that groups its resources."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_digitalocean as do
+
+
+@dataclass(frozen=True)
+class NetworkArgs:
+    """Where the network lives and what it is called."""
+
+    environment: str
+    region: str
+    ip_range: str
+
+
+class Network(pulumi.ComponentResource):
+    """A VPC for one stack, in its region."""
+
+    vpc_id: pulumi.Output[str]
+    vpc_urn: pulumi.Output[str]
+    ip_range: pulumi.Output[str]
+
+    def __init__(self, name: str, args: NetworkArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("clipper:network:Network", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        vpc = do.Vpc(
+            f"{name}-vpc",
+            name=f"clipper-{args.environment}",
+            region=args.region,
+            ip_range=args.ip_range,
+            description=f"Clipper {args.environment}: app droplets, databases and cache",
+            opts=child,
+        )
+        self.vpc_id = vpc.id
+        self.vpc_urn = vpc.urn
+        self.ip_range = vpc.ip_range
+        self.register_outputs({"vpc_id": self.vpc_id, "ip_range": self.ip_range})
+
+
+@dataclass(frozen=True)
+class ProjectArgs:
+    """The project's label and the URNs of the resources it holds."""
+
+    environment: str
+    resource_urns: list[pulumi.Input[str]]
+
+
+class DigitalOceanProject(pulumi.ComponentResource):
+    """A DigitalOcean project holding every resource of the stack, so the console groups them."""
+
+    project_id: pulumi.Output[str]
+
+    def __init__(self, name: str, args: ProjectArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("clipper:network:DigitalOceanProject", name, None, opts)
+        project = do.Project(
+            f"{name}-project",
+            name=f"clipper-{args.environment}",
+            description=f"Clipper {args.environment}",
+            purpose="Web Application",
+            environment=args.environment.capitalize(),
+            resources=args.resource_urns,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.project_id = project.id
+        self.register_outputs({"project_id": self.project_id})

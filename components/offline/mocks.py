@@ -1,0 +1,235 @@
+"""Pulumi mocks that answer like DigitalOcean, shared by the offline engine and the unit tests.
+
+Addresses come from documentation ranges (203.0.113.0/24, 2001:db8::/32) or the stack's own VPC
+range; ids, URNs and host names have DigitalOcean's shapes. Outputs that the real providers mark
+secret (`additional_secret_outputs`: database passwords and URIs, random bytes, private keys) are
+returned as secrets here too, because the stock mock monitor does not do it (see
+`RecordingMonitor`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import itertools
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from pulumi.runtime import rpc
+from pulumi.runtime.mocks import MockCallArgs, MockMonitor, MockResourceArgs, Mocks
+from pulumi.runtime.proto import resource_pb2
+from pulumi.runtime.sync_await import _ensure_event_loop, _sync_await
+
+# A fixed, obviously fake PEM body: the offline engine never needs a working key.
+FAKE_PEM_BODY = "MOCKKEYMATERIALxOFFLINEPLANxNOTAREALKEYxxxxxxxxxxxxxxxxxxxxxxxxxx"
+FAKE_CA_PEM = f"-----BEGIN CERTIFICATE-----\n{FAKE_PEM_BODY}\n-----END CERTIFICATE-----\n"
+
+
+def _uuid(seed: str) -> str:
+    return str(uuid.UUID(hashlib.sha256(seed.encode()).hexdigest()[:32]))
+
+
+def _digits(seed: str, n: int = 9) -> str:
+    return str(int(hashlib.sha256(seed.encode()).hexdigest(), 16))[:n]
+
+
+@dataclass
+class ClipperMocks(Mocks):
+    """Realistic outputs per resource type; deterministic for a given program."""
+
+    vpc_ranges: dict[str, str] = field(default_factory=dict)
+    _public_hosts: itertools.count[int] = field(default_factory=lambda: itertools.count(10))
+    _private_hosts: dict[str, itertools.count[int]] = field(default_factory=dict)
+
+    def _private_ip(self, vpc_id: str | None) -> str:
+        network = ipaddress.ip_network(self.vpc_ranges.get(vpc_id or "", "10.10.0.0/20"))
+        counter = self._private_hosts.setdefault(str(network), itertools.count(2))
+        return str(network.network_address + next(counter))
+
+    def _db_host(self, name: str, private: bool) -> str:
+        prefix = "private-" if private else ""
+        return f"{prefix}{name}-do-user-{_digits(name, 7)}-0.k.db.ondigitalocean.com"
+
+    def new_resource(self, args: MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        typ, name, inputs = args.typ, args.name, dict(args.inputs)
+        if not args.custom:
+            return f"{name}-component", {}
+        rid = _uuid(f"{typ}/{name}")
+        out: dict[str, Any] = dict(inputs)
+        if typ == "digitalocean:index/vpc:Vpc":
+            self.vpc_ranges[rid] = inputs.get("ipRange", "10.10.0.0/20")
+            out["urn"] = f"do:vpc:{rid}"
+        elif typ == "digitalocean:index/droplet:Droplet":
+            rid = _digits(name)
+            host_number = next(self._public_hosts)
+            out.update(
+                urn=f"do:droplet:{rid}",
+                ipv4Address=f"203.0.113.{host_number}",
+                ipv4AddressPrivate=self._private_ip(inputs.get("vpcUuid")),
+                status="active",
+            )
+            if inputs.get("ipv6"):
+                out["ipv6Address"] = f"2001:db8::{host_number:x}"
+        elif typ == "digitalocean:index/reservedIp:ReservedIp":
+            ip = f"203.0.113.{200 + int(_digits(name, 2)) % 50}"
+            rid, out["ipAddress"], out["urn"] = ip, ip, f"do:floatingip:{ip}"
+        elif typ == "digitalocean:index/loadBalancer:LoadBalancer":
+            out.update(urn=f"do:loadbalancer:{rid}", ip="203.0.113.250", status="active")
+        elif typ == "digitalocean:index/databaseCluster:DatabaseCluster":
+            engine = inputs.get("engine", "pg")
+            port = 25060 if engine == "pg" else 25061
+            user = "doadmin" if engine == "pg" else "default"
+            password = f"mock-{engine}-admin-password-{_digits(name, 6)}"
+            host, private_host = self._db_host(name, False), self._db_host(name, True)
+            scheme = "postgresql" if engine == "pg" else "rediss"
+            db = "/defaultdb?sslmode=require" if engine == "pg" else ""
+            out.update(
+                urn=f"do:dbaas:{rid}", host=host, privateHost=private_host, port=port,
+                user=user, password=password, database="defaultdb" if engine == "pg" else "",
+                uri=f"{scheme}://{user}:{password}@{host}:{port}{db}",
+                privateUri=f"{scheme}://{user}:{password}@{private_host}:{port}{db}",
+                clusterUrn=f"do:dbaas:{rid}",
+            )  # fmt: skip
+        elif typ == "digitalocean:index/databaseUser:DatabaseUser":
+            out["password"] = f"mock-user-password-{_digits(name, 6)}"
+        elif typ == "digitalocean:index/databaseConnectionPool:DatabaseConnectionPool":
+            password = f"mock-pool-password-{_digits(name, 6)}"
+            host, private_host = self._db_host(name, False), self._db_host(name, True)
+            pool = inputs.get("name", name)
+            out.update(
+                host=host, privateHost=private_host, port=25061, password=password,
+                uri=f"postgresql://{inputs.get('user', 'doadmin')}:{password}@{host}:25061/{pool}?sslmode=require",
+                privateUri=f"postgresql://{inputs.get('user', 'doadmin')}:{password}@{private_host}:25061/{pool}?sslmode=require",
+            )  # fmt: skip
+        elif typ == "digitalocean:index/databaseReplica:DatabaseReplica":
+            host, private_host = self._db_host(name, False), self._db_host(name, True)
+            password = f"mock-replica-password-{_digits(name, 6)}"
+            out.update(
+                uuid=rid, host=host, privateHost=private_host, port=25060, user="doadmin",
+                password=password, database="defaultdb",
+                uri=f"postgresql://doadmin:{password}@{host}:25060/defaultdb?sslmode=require",
+                privateUri=f"postgresql://doadmin:{password}@{private_host}:25060/defaultdb?sslmode=require",
+            )  # fmt: skip
+        elif typ == "digitalocean:index/domain:Domain":
+            rid = inputs.get("name", name)
+            out["urn"] = f"do:domain:{rid}"
+        elif typ == "digitalocean:index/dnsRecord:DnsRecord":
+            rid = _digits(name)
+            record = inputs.get("name", "@")
+            domain = inputs.get("domain", "example.com")
+            out["fqdn"] = domain if record == "@" else f"{record}.{domain}"
+        elif typ == "digitalocean:index/project:Project":
+            out.update(ownerUuid=_uuid("owner"), createdAt="2026-01-01T00:00:00Z")
+        elif typ == "digitalocean:index/sshKey:SshKey":
+            digest = hashlib.md5(str(inputs.get("publicKey", name)).encode()).hexdigest()
+            out["fingerprint"] = ":".join(digest[i : i + 2] for i in range(0, 32, 2))
+            rid = _digits(name, 8)
+        elif typ == "digitalocean:index/tag:Tag":
+            rid = inputs.get("name", name)
+        elif typ == "digitalocean:index/certificate:Certificate":
+            out.update(
+                uuid=rid, state="verified", sha1Fingerprint=hashlib.sha1(name.encode()).hexdigest()
+            )
+        elif typ == "random:index/randomBytes:RandomBytes":
+            raw = hashlib.sha256(name.encode()).digest()[: int(inputs.get("length", 32))]
+            out.update(base64=__import__("base64").b64encode(raw).decode(), hex=raw.hex())
+        elif typ == "random:index/randomPassword:RandomPassword":
+            out["result"] = f"mock-random-password-{_digits(name, 12)}"
+        elif typ == "tls:index/privateKey:PrivateKey":
+            out.update(
+                privateKeyPem=f"-----BEGIN PRIVATE KEY-----\n{FAKE_PEM_BODY}\n-----END PRIVATE KEY-----\n",
+                privateKeyOpenssh=f"-----BEGIN OPENSSH PRIVATE KEY-----\n{FAKE_PEM_BODY}\n-----END OPENSSH PRIVATE KEY-----\n",
+                publicKeyPem=f"-----BEGIN PUBLIC KEY-----\n{FAKE_PEM_BODY}\n-----END PUBLIC KEY-----\n",
+                publicKeyOpenssh=f"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI{_digits(name, 20)}mock\n",
+            )  # fmt: skip
+        elif typ.startswith("command:remote:"):
+            out.update(stdout="", stderr="")
+        return rid, out
+
+    def call(self, args: MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
+        if args.token == "digitalocean:index/getDatabaseCa:getDatabaseCa":
+            return {"id": args.args.get("clusterId", ""), "certificate": FAKE_CA_PEM}, None
+        return {}, None
+
+
+@dataclass(frozen=True)
+class Registration:
+    """One resource as the program declared it."""
+
+    urn: str
+    type: str
+    name: str
+    custom: bool
+    parent_urn: str
+    inputs: dict[str, Any]
+    outputs: dict[str, Any]
+    protect: bool
+    retain_on_delete: bool
+    ignore_changes: tuple[str, ...]
+    replace_on_changes: tuple[str, ...]
+    depends_on: tuple[str, ...]
+    delete_before_replace: bool
+
+
+class RecordingMonitor(MockMonitor):
+    """A mock monitor that records each registration in order, with its parent and options.
+
+    It also applies `additional_secret_outputs` the way the real engine does, so a test of
+    secretness checks what a real deployment would hold.
+    """
+
+    def __init__(self, mocks: Mocks) -> None:
+        super().__init__(mocks)
+        self.registrations: list[Registration] = []
+        self.stack_outputs: dict[str, Any] = {}
+        self.stack_urn = ""
+
+    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
+        if request.type == "pulumi:pulumi:Stack":
+            self.stack_urn = self.make_urn(request.parent, request.type, request.name)
+            return super().RegisterResource(request)
+        urn = self.make_urn(request.parent, request.type, request.name)
+        _ensure_event_loop()
+        inputs = rpc.deserialize_properties(request.object)
+        args = MockResourceArgs(
+            typ=request.type, name=request.name, inputs=_unwrap(inputs),
+            provider=request.provider, resource_id=request.importId, custom=request.custom or False,
+        )  # fmt: skip
+        rid, state = self.mocks.new_resource(args)
+        rid = rid or ""
+        secret_names = set(request.additionalSecretOutputs)
+        wrapped = {
+            k: (rpc.wrap_rpc_secret(v) if k in secret_names else v) for k, v in state.items()
+        }
+        obj = _sync_await(rpc.serialize_properties(wrapped, {}))
+        self.resources[urn] = MockMonitor.ResourceRegistration(urn, rid, state)
+        self.registrations.append(
+            Registration(
+                urn=urn, type=request.type, name=request.name, custom=bool(request.custom),
+                parent_urn=request.parent, inputs=inputs,
+                outputs={k: (rpc.wrap_rpc_secret(v) if k in secret_names else v) for k, v in state.items()},
+                protect=bool(request.protect), retain_on_delete=bool(request.retainOnDelete),
+                ignore_changes=tuple(request.ignoreChanges),
+                replace_on_changes=tuple(request.replaceOnChanges),
+                depends_on=tuple(request.dependencies),
+                delete_before_replace=bool(request.deleteBeforeReplace),
+            )
+        )  # fmt: skip
+        return resource_pb2.RegisterResourceResponse(urn=urn, id=rid, object=obj)
+
+    def RegisterResourceOutputs(self, request: Any) -> Any:  # noqa: N802
+        if request.urn == self.stack_urn:
+            self.stack_outputs = rpc.deserialize_properties(request.outputs, keep_unknowns=True)
+        return super().RegisterResourceOutputs(request)
+
+
+def _unwrap(value: Any) -> Any:
+    """Plain values for the mocks (secrets unwrapped); the recorded inputs keep the markers."""
+    if rpc.is_rpc_secret(value):
+        return _unwrap(rpc.unwrap_rpc_secret(value))
+    if isinstance(value, dict):
+        return {k: _unwrap(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_unwrap(v) for v in value]
+    return value

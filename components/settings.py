@@ -1,0 +1,537 @@
+"""Stack settings: the only code that reads `pulumi.Config`.
+
+Every difference between staging and production is a setting here; no other code branches on
+the stack's name. `parse_settings` is pure (raw config in, a frozen `Settings` out, or a
+`SettingsError` listing every problem at once); `load_settings` feeds it from the Pulumi
+runtime and also collects the secret values as Pulumi secrets.
+
+Config keys are flat camelCase keys in the `clipper-infra` namespace (`pulumi config set appCount
+2`), declared with a description and a default in `Pulumi.yaml`; a test keeps that file and
+this model in step.
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import json
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic.alias_generators import to_camel
+
+from components import slugs
+
+if TYPE_CHECKING:
+    import pulumi
+
+PROJECT = "clipper-infra"
+
+# PostgreSQL extensions the app's migrations need; created with the admin user before migrating.
+DATABASE_EXTENSIONS: tuple[str, ...] = ("pgcrypto", "pg_trgm", "vector", "ltree")
+
+
+class SettingsError(Exception):
+    """Invalid stack settings: one line per problem, each naming the key, the value and the rule."""
+
+    def __init__(self, stack: str, problems: list[str]) -> None:
+        self.stack = stack
+        self.problems = problems
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(
+            f"stack '{stack}' has {len(problems)} invalid setting(s); nothing was created:\n{lines}"
+        )
+
+
+# ---------------------------------------------------------------- value checks (pure functions)
+
+
+def _one_of(allowed: frozenset[str] | tuple[str, ...], what: str) -> AfterValidator:
+    def check(value: str) -> str:
+        if value not in allowed:
+            near = difflib.get_close_matches(value, list(allowed), n=1)
+            hint = f" (did you mean '{near[0]}'?)" if near else ""
+            raise ValueError(f"not a known {what}{hint}; allowed: {', '.join(sorted(allowed))}")
+        return value
+
+    return AfterValidator(check)
+
+
+_DOMAIN_RE = re.compile(r"^(?=.{1,253}$)(?!-)([a-z0-9-]{1,63}(?<!-)\.)+[a-z]{2,63}$")
+_EMAIL_RE = re.compile(r"^[A-Za-z0-9._%+-]+@([a-z0-9-]+\.)+[a-z]{2,63}$")
+_HOUR_RE = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+_FINGERPRINT_RE = re.compile(r"^([0-9a-f]{2}:){15}[0-9a-f]{2}$")
+_PUBLIC_KEY_RE = re.compile(
+    r"^(ssh-ed25519|ecdsa-sha2-nistp(256|384|521)|ssh-rsa) [A-Za-z0-9+/]+={0,3}( \S.*)?$"
+)
+# registry/path:tag or registry/path@sha256:<64 hex>, optionally both.
+_IMAGE_RE = re.compile(
+    r"^(?P<name>[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)*)"
+    r"(:(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?(@(?P<digest>sha256:[0-9a-f]{64}))?$"
+)
+
+
+def _domain(value: str) -> str:
+    if not _DOMAIN_RE.match(value):
+        raise ValueError("not a lower-case DNS name such as clipper.example.com")
+    return value
+
+
+def _email(value: str) -> str:
+    if not _EMAIL_RE.match(value):
+        raise ValueError("not an email address such as ops@example.com")
+    return value
+
+
+def _admin_cidr(value: str) -> str:
+    try:
+        network = ipaddress.ip_network(value, strict=True)
+    except ValueError as err:
+        raise ValueError(f"not a CIDR network such as 203.0.113.0/24 ({err})") from None
+    if network.prefixlen == 0:
+        raise ValueError("opens SSH to the whole internet; allowed: a specific admin network")
+    return value
+
+
+def _vpc_range(value: str) -> str:
+    try:
+        network = ipaddress.ip_network(value, strict=True)
+    except ValueError as err:
+        raise ValueError(f"not a CIDR network such as 10.110.0.0/20 ({err})") from None
+    if not (network.version == 4 and network.is_private and 16 <= network.prefixlen <= 24):
+        raise ValueError("allowed: a private IPv4 range from /16 to /24 (RFC 1918)")
+    return value
+
+
+def _hour(value: str) -> str:
+    if not _HOUR_RE.match(value):
+        raise ValueError("allowed: a UTC time of day as HH:MM, such as 04:00")
+    return value
+
+
+def _fingerprint(value: str) -> str:
+    if not _FINGERPRINT_RE.match(value):
+        raise ValueError("allowed: an MD5 key fingerprint as shown by DigitalOcean (aa:bb:...:ff)")
+    return value
+
+
+def _public_key(value: str) -> str:
+    if not _PUBLIC_KEY_RE.match(value.strip()):
+        raise ValueError("allowed: an OpenSSH public key line (ssh-ed25519, ecdsa-sha2-*, ssh-rsa)")
+    return value.strip()
+
+
+def _pinned_image(value: str) -> str:
+    match = _IMAGE_RE.match(value)
+    if not match:
+        raise ValueError("not an image reference such as ghcr.io/org/app:v1.2.3")
+    if not match["tag"] and not match["digest"]:
+        raise ValueError("has no tag or digest; allowed: an explicit version tag or @sha256 digest")
+    if match["tag"] == "latest":
+        raise ValueError("uses 'latest', which is not a version; allowed: an explicit version tag")
+    return value
+
+
+def _digest_pinned_image(value: str) -> str:
+    _pinned_image(value)
+    if "@sha256:" not in value:
+        raise ValueError("must be pinned by digest: allowed: name:tag@sha256:<64 hex digits>")
+    return value
+
+
+def _https_origin(value: str) -> str:
+    if not re.match(r"^https://[a-z0-9.-]+(:[0-9]{1,5})?$", value):
+        raise ValueError(
+            "allowed: an https origin with no path, such as https://clipper.example.com"
+        )
+    return value
+
+
+Region = Annotated[str, _one_of(slugs.REGIONS, "DigitalOcean region")]
+DropletSize = Annotated[str, _one_of(slugs.DROPLET_SIZES, "droplet size")]
+DropletImage = Annotated[str, _one_of(slugs.DROPLET_IMAGES, "Ubuntu LTS image")]
+DatabaseSize = Annotated[str, _one_of(slugs.DATABASE_SIZES, "database size")]
+Weekday = Annotated[str, _one_of(slugs.WEEKDAYS, "weekday")]
+Domain = Annotated[str, AfterValidator(_domain)]
+Email = Annotated[str, AfterValidator(_email)]
+AdminCidr = Annotated[str, AfterValidator(_admin_cidr)]
+Hour = Annotated[str, AfterValidator(_hour)]
+PinnedImage = Annotated[str, AfterValidator(_pinned_image)]
+Origin = Annotated[str, AfterValidator(_https_origin)]
+
+
+class Settings(BaseModel):
+    """Every non-secret setting of one stack, validated. Field docs are the operators' docs."""
+
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, alias_generator=to_camel, populate_by_name=True
+    )
+
+    # --- where and what
+    environment: Literal["staging", "production"] = Field(
+        description="Sent to the app as ENVIRONMENT and names the DigitalOcean project."
+    )
+    region: Region = Field(description="DigitalOcean region for every resource of the stack.")
+    domain: Domain = Field(description="The site's domain; the app is served at https://<domain>.")
+    vpc_ip_range: Annotated[str, AfterValidator(_vpc_range)] = Field(
+        description="Private range of the stack's VPC; must not overlap another stack's."
+    )
+    admin_cidrs: list[AdminCidr] = Field(
+        min_length=1, description="Networks allowed to reach SSH (port 22)."
+    )
+    ssh_admin_public_keys: list[Annotated[str, AfterValidator(_public_key)]] = Field(
+        min_length=1, description="OpenSSH public keys of the operators, for the deploy user."
+    )
+    ssh_key_fingerprints: list[Annotated[str, AfterValidator(_fingerprint)]] = Field(
+        description="DigitalOcean account SSH keys attached when a droplet is created."
+    )
+
+    # --- app servers
+    app_count: int = Field(ge=1, le=10, description="Number of app droplets.")
+    app_size: DropletSize = Field(description="Droplet size slug of each app server.")
+    app_image: DropletImage = Field(description="Ubuntu LTS image slug of the app servers.")
+    app_swap_mb: int = Field(ge=0, le=16384, description="Swap file size in MiB (0: none).")
+    app_ipv6: bool = Field(description="Give droplets IPv6 and publish an AAAA record.")
+    app_backups: bool = Field(description="Turn on DigitalOcean droplet backups.")
+    app_backup_plan: Annotated[str, _one_of(slugs.BACKUP_PLANS, "backup plan")] = Field(
+        description="Droplet backup plan: daily (kept 7 days) or weekly (kept 4 weeks)."
+    )
+    app_backup_weekday: Annotated[str, _one_of(slugs.BACKUP_WEEKDAYS, "backup weekday")] = Field(
+        description="Day of a weekly droplet backup (SUN..SAT)."
+    )
+    app_backup_hour: int = Field(description="UTC start hour of the backup window (0,4,...,20).")
+    app_replace_on_user_data_change: bool = Field(
+        description="false: a cloud-init change leaves existing droplets alone (roll them by hand,"
+        " README); true: it replaces them on the next `pulumi up`."
+    )
+
+    # --- release
+    image_backend: PinnedImage = Field(description="Backend image, with a version tag or digest.")
+    image_frontend: PinnedImage = Field(description="Frontend image, built for this domain.")
+    image_migrations: PinnedImage = Field(
+        description="Image holding the release's SQL migrations under /migrations (same tag)."
+    )
+    image_migrate: Annotated[str, AfterValidator(_digest_pinned_image)] = Field(
+        description="golang-migrate image, pinned by digest."
+    )
+    release_keep: int = Field(ge=1, le=10, description="Old releases kept for rollback.")
+    release_drain_seconds: int = Field(
+        ge=0, le=300, description="Seconds the old colour keeps serving after the switch."
+    )
+    release_ready_timeout_seconds: int = Field(
+        ge=10, le=900, description="Seconds a new colour may take to become ready."
+    )
+
+    # --- app environment (non-secret)
+    twitch_client_id: str = Field(min_length=1, description="Twitch OAuth client id.")
+    cors_allowed_origins: list[Origin] = Field(
+        description="CORS origins; empty means https://<domain>. First gets OAuth."
+    )
+    websocket_allowed_origins: list[Origin] = Field(
+        description="WebSocket origins; empty means https://<domain>."
+    )
+    opensearch_url: str = Field(description="OpenSearch URL; empty: search uses SQL.")
+    opensearch_username: str = Field(description="OpenSearch user name.")
+
+    # --- database
+    db_version: Annotated[str, _one_of(slugs.POSTGRES_VERSIONS, "PostgreSQL version")] = Field(
+        description="Managed PostgreSQL major version."
+    )
+    db_size: DatabaseSize = Field(description="Database node size slug.")
+    db_node_count: int = Field(ge=1, le=3, description="Nodes: 1 primary plus standbys.")
+    db_maintenance_day: Weekday = Field(description="Weekly maintenance day (lower case).")
+    db_maintenance_hour: Hour = Field(description="Maintenance start, UTC, HH:MM.")
+    db_protect: bool = Field(description="Protect the cluster from deletion and retain on delete.")
+    db_read_replica: bool = Field(description="Add a read-only replica.")
+    db_read_replica_size: DatabaseSize = Field(description="Size slug of the read replica.")
+    db_slow_query_ms: int = Field(
+        ge=0, le=600000, description="Log statements slower than this (0 logs all)."
+    )
+    db_connection: Literal["session-pool", "direct"] = Field(
+        description="How the app connects: a PgBouncer pool in session mode, or directly."
+    )
+    db_pool_size: int = Field(ge=1, le=1000, description="Server connections of the pool.")
+
+    # --- cache
+    cache_version: Annotated[str, _one_of(slugs.VALKEY_VERSIONS, "Valkey version")] = Field(
+        description="Managed Valkey major version."
+    )
+    cache_size: DatabaseSize = Field(description="Valkey node size slug.")
+    cache_node_count: int = Field(ge=1, le=3, description="Valkey nodes.")
+    cache_eviction_policy: Annotated[
+        str, _one_of(slugs.VALKEY_EVICTION_POLICIES, "eviction policy")
+    ] = Field(description="Valkey maxmemory policy.")
+    cache_persistence: Annotated[str, _one_of(slugs.VALKEY_PERSISTENCE, "persistence mode")] = (
+        Field(description="Valkey persistence: rdb or off.")
+    )
+    cache_tunnel_port: int = Field(
+        ge=1024, le=65535, description="Loopback port of the TLS tunnel the app uses as Redis."
+    )
+
+    # --- edge
+    edge_entry: Literal["reserved-ip", "load-balancer"] = Field(
+        description="reserved-ip: one droplet, TLS by certbot on the host; load-balancer: a"
+        " DigitalOcean load balancer ends TLS with a managed certificate."
+    )
+    acme_email: Email = Field(description="Let's Encrypt account email (certbot).")
+    csp_mode: Literal["report-only", "enforce"] = Field(
+        description="Send CSP as Content-Security-Policy-Report-Only or enforce it."
+    )
+    csp_connect_src_extra: list[str] = Field(
+        description="Extra CSP connect-src sources beyond self and the Twitch API."
+    )
+    api_rate_limit_rps: int = Field(ge=1, le=10000, description="Per-client API requests/s.")
+    api_rate_burst: int = Field(ge=0, le=10000, description="API burst above the rate.")
+    general_rate_limit_rps: int = Field(ge=1, le=10000, description="Per-client requests/s.")
+    general_rate_burst: int = Field(ge=0, le=10000, description="General burst above the rate.")
+    client_max_body_mb: int = Field(ge=1, le=100, description="Request body limit in MiB.")
+    api_read_timeout_seconds: int = Field(ge=5, le=600, description="API proxy read timeout.")
+    websocket_read_timeout_seconds: int = Field(
+        ge=60, le=86400, description="WebSocket proxy read timeout."
+    )
+    hsts_max_age_seconds: int = Field(
+        ge=31536000, le=63072000, description="HSTS max-age (preload needs at least a year)."
+    )
+    lb_size_unit: int = Field(ge=1, le=100, description="Load balancer size units.")
+
+    # --- DNS
+    dns_manage_domain: bool = Field(description="Create the domain in DigitalOcean DNS.")
+    dns_ttl: int = Field(ge=30, le=86400, description="TTL of the records, in seconds.")
+
+    # --- alerts
+    alert_emails: list[Email] = Field(min_length=1, description="Who receives alerts.")
+    alert_slack_channel: str = Field(
+        description="Slack channel for alerts (needs secret alertSlackWebhookUrl)."
+    )
+    alert_cpu_percent: int = Field(ge=1, le=100, description="CPU alert threshold, %.")
+    alert_memory_percent: int = Field(ge=1, le=100, description="Memory alert threshold, %.")
+    alert_disk_percent: int = Field(ge=1, le=100, description="Disk-used alert threshold, %.")
+
+    # ------------------------------------------------------------------ derived values
+
+    @property
+    def site_url(self) -> str:
+        return f"https://{self.domain}"
+
+    @property
+    def effective_cors_origins(self) -> list[str]:
+        return list(self.cors_allowed_origins) or [self.site_url]
+
+    @property
+    def effective_websocket_origins(self) -> list[str]:
+        return list(self.websocket_allowed_origins) or [self.site_url]
+
+    @property
+    def twitch_redirect_uri(self) -> str:
+        return f"{self.site_url}/api/v1/auth/twitch/callback"
+
+    @property
+    def uses_load_balancer(self) -> bool:
+        return self.edge_entry == "load-balancer"
+
+
+# Secret settings: set with `pulumi config set --secret KEY VALUE -s STACK`. Value: required?
+SECRET_KEYS: dict[str, bool] = {
+    "twitchClientSecret": True,
+    "jwtPrivateKey": False,  # with jwtPublicKey; generated by pulumi-tls when both are unset
+    "jwtPublicKey": False,
+    "stripeSecretKey": False,
+    "stripeWebhookSecret": False,
+    "sendgridApiKey": False,
+    "openaiApiKey": False,
+    "sentryDsn": False,
+    "opensearchPassword": False,
+    "alertSlackWebhookUrl": False,  # required when alertSlackChannel is set
+}
+
+
+def config_keys() -> list[str]:
+    """The non-secret config keys, as operators type them (camelCase)."""
+    return [field.alias or name for name, field in Settings.model_fields.items()]
+
+
+def _decode(key: str, raw: Any) -> Any:
+    """Config values arrive as strings; lists (and numbers) as JSON text."""
+    field = Settings.model_fields.get(_snake(key))
+    if isinstance(raw, str) and field is not None and field.annotation is not str:
+        try:
+            return json.loads(raw)
+        except json.JSONDecodeError:
+            return raw
+    return raw
+
+
+def _snake(key: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", key).lower()
+
+
+def _describe_error(error: Any) -> str:
+    loc = [str(part) for part in error["loc"]]
+    key = f"{PROJECT}:{loc[0]}" + "".join(f"[{p}]" for p in loc[1:])
+    if error["type"] == "missing":
+        return f"{key} is not set; allowed: see its description in Pulumi.yaml"
+    value = json.dumps(error.get("input"), default=str)
+    message = str(error["msg"]).removeprefix("Value error, ")
+    return f"{key} = {value}: {message}"
+
+
+def _cross_checks(s: Settings) -> list[str]:
+    """Rules that tie several settings together; run only when each value is valid on its own."""
+    problems: list[str] = []
+    if s.app_count > 1 and not s.uses_load_balancer:
+        problems.append(
+            f'{PROJECT}:edgeEntry = "{s.edge_entry}": appCount is {s.app_count}; more than one'
+            ' droplet needs edgeEntry "load-balancer"'
+        )
+    if s.app_backup_hour not in slugs.BACKUP_HOURS:
+        problems.append(
+            f"{PROJECT}:appBackupHour = {s.app_backup_hour}: allowed: "
+            + ", ".join(str(h) for h in sorted(slugs.BACKUP_HOURS))
+        )
+    if s.environment == "production" and not s.db_protect:
+        problems.append(
+            f"{PROJECT}:dbProtect = false: a production environment must protect its database"
+        )
+    if s.cors_allowed_origins and s.cors_allowed_origins[0] != s.site_url:
+        problems.append(
+            f"{PROJECT}:corsAllowedOrigins = {json.dumps(s.cors_allowed_origins)}: the first"
+            f" origin receives the Twitch OAuth redirect and must be the site, {s.site_url}"
+        )
+    if bool(s.opensearch_url) != bool(s.opensearch_username):
+        problems.append(
+            f'{PROJECT}:opensearchUsername = "{s.opensearch_username}": set it together with'
+            " opensearchUrl, or leave both empty"
+        )
+    if s.api_rate_burst < s.api_rate_limit_rps or s.general_rate_burst < s.general_rate_limit_rps:
+        problems.append(
+            f"{PROJECT}:apiRateBurst/generalRateBurst = {s.api_rate_burst}/{s.general_rate_burst}:"
+            " a burst below its rate rejects ordinary page loads; allowed: at least the rate"
+        )
+    return problems
+
+
+def parse_settings(
+    stack: str,
+    raw: dict[str, Any],
+    secret_keys_set: set[str] | frozenset[str] = frozenset(),
+    plain_keys_set: set[str] | frozenset[str] = frozenset(),
+) -> Settings:
+    """Validate one stack's raw config (keys without the namespace) into `Settings`.
+
+    `secret_keys_set` names the secret keys present as secrets; `plain_keys_set` names secret
+    keys that were (wrongly) set in plain text. Raises `SettingsError` with every problem found.
+    """
+    problems: list[str] = []
+    known = set(config_keys())
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key in SECRET_KEYS:
+            continue
+        if key not in known:
+            near = difflib.get_close_matches(key, sorted(known | set(SECRET_KEYS)), n=1)
+            hint = f"did you mean '{near[0]}'? " if near else ""
+            problems.append(
+                f"{PROJECT}:{key} = {json.dumps(value)}: unknown key; {hint}"
+                "allowed keys are listed in Pulumi.yaml"
+            )
+            continue
+        values[key] = _decode(key, value)
+
+    for key in sorted(plain_keys_set):
+        problems.append(
+            f"{PROJECT}:{key} is stored in plain text; it is a secret: run"
+            f" `pulumi config set --secret {key} <value> -s {stack}`"
+        )
+    present = set(secret_keys_set) | set(plain_keys_set)
+    for key, required in SECRET_KEYS.items():
+        if required and key not in present:
+            problems.append(
+                f"{PROJECT}:{key} is not set; it is a required secret: run"
+                f" `pulumi config set --secret {key} <value> -s {stack}`"
+            )
+    if ("jwtPrivateKey" in present) != ("jwtPublicKey" in present):
+        problems.append(
+            f"{PROJECT}:jwtPrivateKey/jwtPublicKey: set both (a PEM key pair) or neither"
+            " (the program then generates one)"
+        )
+
+    settings: Settings | None = None
+    try:
+        settings = Settings.model_validate(values)
+    except ValidationError as err:
+        problems.extend(_describe_error(e) for e in err.errors())
+
+    if settings is not None:
+        problems.extend(_cross_checks(settings))
+        if settings.alert_slack_channel and "alertSlackWebhookUrl" not in present:
+            problems.append(
+                f'{PROJECT}:alertSlackChannel = "{settings.alert_slack_channel}": needs the'
+                f" secret: run `pulumi config set --secret alertSlackWebhookUrl <url> -s {stack}`"
+            )
+    if problems:
+        raise SettingsError(stack, problems)
+    assert settings is not None
+    return settings
+
+
+@dataclass(frozen=True)
+class Secrets:
+    """Secret settings as Pulumi secrets; absent optional ones are None."""
+
+    twitch_client_secret: pulumi.Output[str]
+    jwt_private_key: pulumi.Output[str] | None
+    jwt_public_key: pulumi.Output[str] | None
+    stripe_secret_key: pulumi.Output[str] | None
+    stripe_webhook_secret: pulumi.Output[str] | None
+    sendgrid_api_key: pulumi.Output[str] | None
+    openai_api_key: pulumi.Output[str] | None
+    sentry_dsn: pulumi.Output[str] | None
+    opensearch_password: pulumi.Output[str] | None
+    alert_slack_webhook_url: pulumi.Output[str] | None
+
+
+def _runtime_config() -> tuple[dict[str, Any], set[str]]:
+    """All of this project's config from the Pulumi runtime, and which keys are secret."""
+    from pulumi.runtime import config as runtime_config
+
+    merged: dict[str, Any] = {}
+    merged.update(runtime_config.get_config_env())
+    merged.update(runtime_config.CONFIG.get())
+    secret = set(runtime_config.get_config_secret_keys_env()) | set(
+        runtime_config._SECRET_KEYS.get()
+    )
+    prefix = f"{PROJECT}:"
+    raw = {k[len(prefix) :]: v for k, v in merged.items() if k.startswith(prefix)}
+    return raw, {k[len(prefix) :] for k in secret if k.startswith(prefix)}
+
+
+def load_settings() -> tuple[Settings, Secrets]:
+    """Read and validate the running stack's config; raise `SettingsError` before any resource."""
+    import pulumi
+
+    stack = pulumi.get_stack()
+    raw, secret = _runtime_config()
+    secret_present = {k for k in SECRET_KEYS if k in raw and k in secret}
+    plain_present = {k for k in SECRET_KEYS if k in raw and k not in secret}
+    settings = parse_settings(stack, raw, secret_present, plain_present)
+
+    config = pulumi.Config(PROJECT)
+
+    def optional(key: str) -> pulumi.Output[str] | None:
+        return config.require_secret(key) if key in secret_present else None
+
+    secrets = Secrets(
+        twitch_client_secret=config.require_secret("twitchClientSecret"),
+        jwt_private_key=optional("jwtPrivateKey"),
+        jwt_public_key=optional("jwtPublicKey"),
+        stripe_secret_key=optional("stripeSecretKey"),
+        stripe_webhook_secret=optional("stripeWebhookSecret"),
+        sendgrid_api_key=optional("sendgridApiKey"),
+        openai_api_key=optional("openaiApiKey"),
+        sentry_dsn=optional("sentryDsn"),
+        opensearch_password=optional("opensearchPassword"),
+        alert_slack_webhook_url=optional("alertSlackWebhookUrl"),
+    )
+    return settings, secrets

@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# Install every Debian package that the host tests (tests/host, tests/support) start or call.
+#
+# Why a script: CI and every new machine start without these packages; the tests start the real
+# services themselves (on loopback, in temp dirs), so packages must be installed but their daemons
+# must NOT be started by the package scripts (there is no systemd here anyway).
+#
+# Idempotent: when every package is already installed it does nothing (set
+# CLIPPER_FORCE_APT=1 to run apt-get anyway). Needs root, or sudo.
+set -euo pipefail
+
+PACKAGES=(
+  # web proxy; nginx-light pulls nginx + the echo module; stream is a dynamic module
+  nginx-light
+  libnginx-mod-stream
+  # monitoring config checks (promtool, amtool)
+  prometheus
+  prometheus-alertmanager
+  # cloud-init user-data schema checks
+  cloud-init
+  shellcheck
+  # a real Docker engine and a registry-free base image
+  docker.io
+  debootstrap
+  debian-archive-keyring
+  gpgv
+  tar
+  xz-utils
+  # SSH test host and client
+  openssh-server
+  openssh-client
+  openssh-sftp-server
+  # databases and clients
+  postgresql
+  postgresql-client
+  redis-server
+  redis-tools
+  # TLS tunnels, load generation, plumbing
+  stunnel4
+  wrk
+  curl
+  ca-certificates
+  openssl
+  iproute2
+  procps
+)
+
+log() { printf '==> %s\n' "$*"; }
+
+SUDO=()
+if [[ ${EUID} -ne 0 ]]; then
+  if command -v sudo >/dev/null 2>&1; then
+    SUDO=(sudo)
+  else
+    echo "install-test-deps: must run as root (or have sudo)" >&2
+    exit 1
+  fi
+fi
+
+log "checking which of ${#PACKAGES[@]} packages are missing"
+missing=()
+for pkg in "${PACKAGES[@]}"; do
+  status=$(dpkg-query -W -f='${db:Status-Status}' "${pkg}" 2>/dev/null || true)
+  if [[ ${status} != installed ]]; then
+    missing+=("${pkg}")
+  fi
+done
+
+if [[ ${#missing[@]} -eq 0 && ${CLIPPER_FORCE_APT:-0} != 1 ]]; then
+  log "all packages already installed; nothing to do"
+  exit 0
+fi
+log "missing: ${missing[*]:-(none; forced)}"
+
+# Package maintainer scripts call invoke-rc.d/deb-systemd-invoke, which ask policy-rc.d whether
+# a daemon may start; 101 means "no". Keep an existing policy (e.g. a container's) untouched.
+POLICY=/usr/sbin/policy-rc.d
+created_policy=0
+cleanup() {
+  if [[ ${created_policy} -eq 1 ]]; then
+    log "removing temporary ${POLICY}"
+    "${SUDO[@]}" rm -f "${POLICY}"
+  fi
+}
+trap cleanup EXIT
+if [[ ! -e ${POLICY} ]]; then
+  log "installing temporary ${POLICY} (exit 101) so no daemon starts"
+  printf '#!/bin/sh\n# installed by install-test-deps.sh: never start daemons\nexit 101\n' |
+    "${SUDO[@]}" tee "${POLICY}" >/dev/null
+  "${SUDO[@]}" chmod 0755 "${POLICY}"
+  created_policy=1
+else
+  log "keeping existing ${POLICY}"
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+APT_OPTS=(-o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold)
+
+log "apt-get update"
+"${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q
+
+log "apt-get install ${PACKAGES[*]}"
+"${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive \
+  apt-get install -y -q --no-install-recommends "${APT_OPTS[@]}" "${PACKAGES[@]}"
+
+log "verifying the binaries the tests call"
+for bin in nginx promtool amtool cloud-init shellcheck dockerd containerd debootstrap \
+  /usr/sbin/sshd ssh ssh-keygen /usr/lib/postgresql/15/bin/initdb psql redis-server \
+  redis-cli stunnel4 wrk curl openssl ip; do
+  if ! command -v "${bin}" >/dev/null 2>&1; then
+    echo "install-test-deps: ${bin} still missing after install" >&2
+    exit 1
+  fi
+done
+log "done"
