@@ -1,0 +1,32 @@
+"""Where things live on an app host: the contract between cloud-init, nginx, the host scripts
+and the remote commands. Change a path here and every renderer and script follows."""
+
+from __future__ import annotations
+
+from typing import Final, Literal
+
+Color = Literal["blue", "green"]
+COLORS: Final[tuple[Color, Color]] = ("blue", "green")
+
+# Each colour's containers listen on loopback only; nginx is the one public listener.
+BACKEND_PORTS: Final[dict[Color, int]] = {"blue": 8081, "green": 8082}
+FRONTEND_PORTS: Final[dict[Color, int]] = {"blue": 3001, "green": 3002}
+
+DEPLOY_USER: Final = "deploy"
+
+# Configuration and secrets (root-owned; secrets mode 0600).
+ETC_DIR: Final = "/etc/clipper"
+BACKEND_ENV_FILE: Final = "/etc/clipper/backend.env"  # what the backend reads (secret, 0600)
+DB_ADMIN_ENV_FILE: Final = "/etc/clipper/db-admin.env"  # admin URL for extensions (secret, 0600)
+DEPLOY_CONFIG_FILE: Final = "/etc/clipper/deploy.json"  # non-secret release settings
+STATE_DIR: Final = "/var/lib/clipper"  # releases, the lock, the active colour
+BIN_DIR: Final = "/usr/local/bin"
+RELEASE_SCRIPT: Final = "/usr/local/bin/clipper-release"  # deploy | rollback | status
+
+# nginx: the site, and the one small file a deploy rewrites to move traffic.
+NGINX_SITE_FILE: Final = "/etc/nginx/conf.d/clipper.conf"
+NGINX_ACTIVE_UPSTREAMS_FILE: Final = "/etc/nginx/clipper/active-upstreams.conf"
+ACME_WEBROOT: Final = "/var/www/acme"
+
+# Valkey TLS tunnel: the app speaks plain Redis to loopback, the tunnel speaks TLS to Valkey.
+VALKEY_CA_FILE: Final = "/etc/clipper/valkey-ca.crt"

@@ -1,0 +1,1 @@
+"""Renderers: pure functions, settings (and resolved addresses) in, host file text out."""

@@ -1,0 +1,29 @@
+"""The active-colour include: the only file a deploy rewrites to move traffic."""
+
+from __future__ import annotations
+
+from components.host_layout import BACKEND_PORTS, COLORS, FRONTEND_PORTS, Color
+
+BACKEND_UPSTREAM = "clipper_backend"
+FRONTEND_UPSTREAM = "clipper_frontend"
+
+
+def render_active_upstreams(color: Color) -> str:
+    """Upstream blocks that point nginx at `color`'s backend and frontend on loopback.
+
+    The site config proxies to `http://clipper_backend` and `http://clipper_frontend`; a deploy
+    writes this text to a temporary file, renames it over the include and reloads nginx.
+    """
+    if color not in COLORS:
+        raise ValueError(f"unknown colour {color!r}; colours: {', '.join(COLORS)}")
+    return (
+        f"# Active colour: {color}. Written by clipper-release; do not edit by hand.\n"
+        f"upstream {BACKEND_UPSTREAM} {{\n"
+        f"    server 127.0.0.1:{BACKEND_PORTS[color]} max_fails=0;\n"
+        f"    keepalive 32;\n"
+        f"}}\n"
+        f"upstream {FRONTEND_UPSTREAM} {{\n"
+        f"    server 127.0.0.1:{FRONTEND_PORTS[color]} max_fails=0;\n"
+        f"    keepalive 16;\n"
+        f"}}\n"
+    )

@@ -1,0 +1,48 @@
+"""Run the real program under the shared mocks, for unit tests (same engine as `plan`)."""
+
+from __future__ import annotations
+
+import functools
+import json
+from typing import Any
+
+from pulumi.runtime import rpc
+
+from components.offline.runner import ProgramRun, run_program
+
+
+@functools.cache
+def _cached_run(stack: str) -> ProgramRun:
+    return run_program(stack)
+
+
+def stack_run(stack: str) -> ProgramRun:
+    """The program for `stack` with its committed config, run once per test session."""
+    return _cached_run(stack)
+
+
+def custom_run(
+    stack: str, overrides: dict[str, Any] | None = None, secrets: dict[str, str] | None = None
+) -> ProgramRun:
+    """The program for `stack` with some settings or secrets changed (not cached)."""
+    return run_program(stack, overrides=overrides, secrets=secrets)
+
+
+def is_secret(value: Any) -> bool:
+    return bool(rpc.is_rpc_secret(value))
+
+
+def plain(value: Any) -> Any:
+    """A recorded value with secret markers removed (for asserting on contents)."""
+    if rpc.is_rpc_secret(value):
+        return plain(rpc.unwrap_rpc_secret(value))
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    return value
+
+
+def contains_text(value: Any, needle: str) -> bool:
+    """Whether `needle` appears anywhere in a recorded value, secret or not."""
+    return needle in json.dumps(plain(value), default=str)
