@@ -22,19 +22,21 @@ def main(argv: list[str] | None = None) -> int:
     plan = sub.add_parser("plan", help="list every resource the stack declares")
     plan.add_argument("--stack", required=True)
     plan.add_argument("--json", action="store_true", help="machine-readable output")
+    plan.add_argument("--project-dir", type=Path, default=None, help=argparse.SUPPRESS)
     render = sub.add_parser("render", help="write every file the stack puts on a host")
     render.add_argument("--stack", required=True)
     render.add_argument("--out", required=True, type=Path)
+    render.add_argument("--project-dir", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     from components.offline.plan import plan_json, plan_text
     from components.offline.render import write_host_files
-    from components.offline.runner import run_program
+    from components.offline.runner import PROJECT_DIR, run_program
     from components.settings import SettingsError
 
     try:
-        run = run_program(args.stack)
+        run = run_program(args.stack, project_dir=args.project_dir or PROJECT_DIR)
     except SettingsError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
