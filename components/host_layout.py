@@ -30,3 +30,9 @@ ACME_WEBROOT: Final = "/var/www/acme"
 
 # Valkey TLS tunnel: the app speaks plain Redis to loopback, the tunnel speaks TLS to Valkey.
 VALKEY_CA_FILE: Final = "/etc/clipper/valkey-ca.crt"
+
+# Host readiness: cloud-init's setup script writes it last; remote commands wait for it.
+HOST_READY_FILE: Final = "/var/lib/clipper/host-ready"
+
+# Prometheus node_exporter on every host; reachable only from the VPC (ufw and cloud firewall).
+NODE_EXPORTER_PORT: Final = 9100
