@@ -59,12 +59,13 @@ class ClipperMocks(Mocks):
         out: dict[str, Any] = dict(inputs)
         if typ == "digitalocean:index/vpc:Vpc":
             self.vpc_ranges[rid] = inputs.get("ipRange", "10.10.0.0/20")
-            out["urn"] = f"do:vpc:{rid}"
+            out["urn"] = out["vpcUrn"] = f"do:vpc:{rid}"
         elif typ == "digitalocean:index/droplet:Droplet":
             rid = _digits(name)
             host_number = next(self._public_hosts)
             out.update(
                 urn=f"do:droplet:{rid}",
+                dropletUrn=f"do:droplet:{rid}",
                 ipv4Address=f"203.0.113.{host_number}",
                 ipv4AddressPrivate=self._private_ip(inputs.get("vpcUuid")),
                 status="active",
@@ -74,8 +75,12 @@ class ClipperMocks(Mocks):
         elif typ == "digitalocean:index/reservedIp:ReservedIp":
             ip = f"203.0.113.{200 + int(_digits(name, 2)) % 50}"
             rid, out["ipAddress"], out["urn"] = ip, ip, f"do:floatingip:{ip}"
+            out["reservedIpUrn"] = out["urn"]
         elif typ == "digitalocean:index/loadBalancer:LoadBalancer":
             out.update(urn=f"do:loadbalancer:{rid}", ip="203.0.113.250", status="active")
+            out["loadBalancerUrn"] = out["urn"]
+            if inputs.get("networkStack") == "DUALSTACK":
+                out["ipv6"] = "2001:db8::fa"
         elif typ == "digitalocean:index/databaseCluster:DatabaseCluster":
             engine = inputs.get("engine", "pg")
             port = 25060 if engine == "pg" else 25061
@@ -113,7 +118,7 @@ class ClipperMocks(Mocks):
             )  # fmt: skip
         elif typ == "digitalocean:index/domain:Domain":
             rid = inputs.get("name", name)
-            out["urn"] = f"do:domain:{rid}"
+            out["urn"] = out["domainUrn"] = f"do:domain:{rid}"
         elif typ == "digitalocean:index/dnsRecord:DnsRecord":
             rid = _digits(name)
             record = inputs.get("name", "@")
