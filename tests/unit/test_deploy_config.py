@@ -1,0 +1,117 @@
+"""deploy.json: the host script's whole view of a release, rendered from settings."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from components import host_layout
+from components.offline.runner import placeholder_secret, stack_config
+from components.renderers.deploy_config import HostTarget, deploy_config, render_deploy_config
+from components.renderers.nginx_upstreams import render_active_upstreams
+from components.settings import DATABASE_EXTENSIONS, PROJECT, SECRET_KEYS, Settings, parse_settings
+
+
+def settings_for(stack: str, **overrides: Any) -> Settings:
+    """A stack's validated settings from its committed files (no Pulumi runtime needed)."""
+    config, secret_keys = stack_config(stack, overrides=overrides)
+    raw = {key.split(":", 1)[1]: value for key, value in config.items() if key.startswith(PROJECT)}
+    present = {key.split(":", 1)[1] for key in secret_keys}
+    return parse_settings(stack, raw, present)
+
+
+@pytest.mark.parametrize("stack", ["staging", "production"])
+def test_deploy_config_ships_the_stacks_images(stack: str) -> None:
+    settings = settings_for(stack)
+    config = json.loads(render_deploy_config(settings))
+    assert config["images"] == {
+        "backend": settings.image_backend,
+        "frontend": settings.image_frontend,
+        "migrations": settings.image_migrations,
+        "migrate": settings.image_migrate,
+    }
+    assert "@sha256:" in config["images"]["migrate"]
+
+
+def test_each_colour_carries_the_exact_nginx_include_that_points_at_it() -> None:
+    config = deploy_config(settings_for("staging"))
+    for color in host_layout.COLORS:
+        assert config["colors"][color]["upstreams"] == render_active_upstreams(color)
+        assert config["colors"][color]["backend_port"] == host_layout.BACKEND_PORTS[color]
+        assert config["colors"][color]["frontend_port"] == host_layout.FRONTEND_PORTS[color]
+
+
+def test_paths_follow_the_host_layout_contract() -> None:
+    config = deploy_config(settings_for("production"))
+    assert config["paths"] == {
+        "backend_env_file": host_layout.BACKEND_ENV_FILE,
+        "db_admin_env_file": host_layout.DB_ADMIN_ENV_FILE,
+        "state_dir": host_layout.STATE_DIR,
+        "nginx_include": host_layout.NGINX_ACTIVE_UPSTREAMS_FILE,
+    }
+    assert config["nginx"] == {
+        "test_command": ["nginx", "-t", "-q"],
+        "reload_command": ["nginx", "-s", "reload"],
+    }
+
+
+def test_release_timings_come_from_settings() -> None:
+    settings = settings_for(
+        "staging", releaseDrainSeconds="7", releaseReadyTimeoutSeconds="33", releaseKeep="5"
+    )
+    config = deploy_config(settings)
+    assert config["drain_seconds"] == 7
+    assert config["ready_timeout_seconds"] == 33
+    assert config["release_keep"] == 5
+    # docker stop must outlast the backend's own 5 s drain on SIGTERM.
+    assert config["stop_timeout_seconds"] > 5
+
+
+def test_extensions_are_the_ones_the_apps_migrations_need() -> None:
+    assert deploy_config(settings_for("staging"))["database_extensions"] == list(
+        DATABASE_EXTENSIONS
+    )
+
+
+def test_the_backend_shares_the_host_network_to_reach_the_valkey_tunnel() -> None:
+    containers = deploy_config(settings_for("staging"))["containers"]
+    args = containers["backend_run_args"]
+    assert args[args.index("--network") + 1] == "host"
+    assert containers["port_env"] == "PORT"
+    assert "--network" not in containers["frontend_run_args"]
+    assert containers["frontend_container_port"] == 80
+
+
+def test_a_test_host_moves_ports_and_paths_but_keeps_the_include_shape() -> None:
+    target = HostTarget(
+        backend_ports={"blue": 18081, "green": 18082},
+        frontend_ports={"blue": 13001, "green": 13002},
+        state_dir="/tmp/x/state",
+        container_prefix="clipper-t1",
+    )
+    config = deploy_config(settings_for("staging"), target)
+    green = config["colors"]["green"]["upstreams"]
+    assert "server 127.0.0.1:18082 " in green and "server 127.0.0.1:13002 " in green
+    assert "8082" not in green.replace("18082", "")
+    assert green.replace("18082", "8082").replace("13002", "3002") == render_active_upstreams(
+        "green"
+    )
+    assert config["paths"]["state_dir"] == "/tmp/x/state"
+    assert config["containers"]["prefix"] == "clipper-t1"
+
+
+@pytest.mark.parametrize("stack", ["staging", "production"])
+def test_deploy_config_holds_no_secret(stack: str) -> None:
+    text = render_deploy_config(settings_for(stack))
+    for key in SECRET_KEYS:
+        assert placeholder_secret(key) not in text
+    for word in ("PASSWORD", "SECRET", "PRIVATE KEY", "MFA_ENCRYPTION_KEY"):
+        assert word not in text.upper()
+
+
+def test_rendering_is_stable() -> None:
+    settings = settings_for("production")
+    assert render_deploy_config(settings) == render_deploy_config(settings)
+    assert render_deploy_config(settings).endswith("}\n")
