@@ -27,6 +27,8 @@ RELEASE_SCRIPT: Final = "/usr/local/bin/clipper-release"  # deploy | rollback | 
 NGINX_SITE_FILE: Final = "/etc/nginx/conf.d/clipper.conf"
 NGINX_ACTIVE_UPSTREAMS_FILE: Final = "/etc/nginx/clipper/active-upstreams.conf"
 ACME_WEBROOT: Final = "/var/www/acme"
+# JSON access log, one object per line, for the log pipeline (logrotate: /var/log/nginx/*.json).
+NGINX_ACCESS_LOG: Final = "/var/log/nginx/clipper-access.json"
 
 # Valkey TLS tunnel: the app speaks plain Redis to loopback, the tunnel speaks TLS to Valkey.
 VALKEY_CA_FILE: Final = "/etc/clipper/valkey-ca.crt"
@@ -36,3 +38,11 @@ HOST_READY_FILE: Final = "/var/lib/clipper/host-ready"
 
 # Prometheus node_exporter on every host; reachable only from the VPC (ufw and cloud firewall).
 NODE_EXPORTER_PORT: Final = 9100
+
+
+def under_root(path: str, root: str = "/") -> str:
+    """`path` inside a filesystem rooted at `root`: renderers take a `root` so that tests can
+    place a host's files (and the paths written inside them) under a temp dir."""
+    if not path.startswith("/"):
+        raise ValueError(f"host path must be absolute: {path!r}")
+    return path if root in ("", "/") else root.rstrip("/") + path
