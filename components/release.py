@@ -1,0 +1,172 @@
+"""Releases: ship the stack's images to every app host over SSH, one host at a time.
+
+Per app droplet, in this order, each a pulumi-command remote command connecting as the `deploy`
+user with the stack's deploy key:
+
+1. `ready`: wait for cloud-init to finish and for the host-ready marker it writes last;
+2. `scripts`: install `clipper-release` and its non-secret `deploy.json` (a RemoteFiles bundle);
+3. `env`: write the backend's env file and the admin login for extensions (RemoteFiles, secret
+   stdin, mode 0600), before any deploy or migration reads them;
+4. `deploy`: `sudo clipper-release deploy` (pull, migrate, start the idle colour, wait until it
+   is ready, switch nginx, drain, stop the old colour). Its stdout is the operator's record.
+
+The deploy runs again when its triggers change: the droplet (a new one needs the app), the four
+image references, or the sha256 of the env files (a secret: computed in `apply` on secrets). A
+changed trigger replaces the command resource, which re-runs `create`; its command line never
+changes and holds nothing secret. Host N+1 is touched only after host N's deploy succeeded,
+so a failing deploy stops the roll with the other hosts still on the old release.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pulumi
+import pulumi_command as command
+
+from components import host_layout
+from components.remote_files import RemoteFile, RemoteFiles, RemoteFilesArgs
+from components.renderers.deploy_config import render_deploy_config
+from components.settings import Settings
+
+HOST_SCRIPT_SOURCE = Path(__file__).resolve().parents[1] / "hostscripts" / "clipper-release"
+
+# A new droplet takes a minute or two to boot and create the deploy user: keep dialling.
+SSH_DIAL_ERROR_LIMIT = 60
+SSH_PER_DIAL_TIMEOUT_SECONDS = 30
+
+
+def wait_for_host_command() -> str:
+    """Wait for cloud-init, then require the marker it writes when the host is ready."""
+    ready = host_layout.HOST_READY_FILE
+    return (
+        "set -u; rc=0; cloud-init status --wait >/dev/null 2>&1 || rc=$?; "
+        f'if [ -f {ready} ]; then echo "host ready (cloud-init status exit $rc)"; '
+        f'else echo "cloud-init finished (exit $rc) but {ready} is missing:'
+        ' see /var/log/cloud-init-output.log" >&2; exit 1; fi'
+    )
+
+
+def deploy_command() -> str:
+    """The deploy, as root; the script prints what it did, never a secret."""
+    return f"sudo -n {host_layout.RELEASE_SCRIPT} deploy"
+
+
+def image_refs(settings: Settings) -> dict[str, str]:
+    """The release's images: what the deploy ships, and part of its trigger."""
+    return {
+        "backend": settings.image_backend,
+        "frontend": settings.image_frontend,
+        "migrations": settings.image_migrations,
+        "migrate": settings.image_migrate,
+    }
+
+
+@dataclass(frozen=True)
+class AppHost:
+    """One app droplet: a stable short name, its id and the address SSH reaches it at."""
+
+    name: str
+    droplet_id: pulumi.Input[str]
+    address: pulumi.Input[str]
+
+
+@dataclass(frozen=True)
+class ReleaseArgs:
+    """What to ship (settings, env files) and where (hosts, key)."""
+
+    settings: Settings
+    hosts: Sequence[AppHost]
+    # The deploy user's private key (OpenSSH PEM), a secret.
+    ssh_private_key: pulumi.Input[str]
+    backend_env_file: pulumi.Input[str]
+    db_admin_env_file: pulumi.Input[str]
+    env_sha256: pulumi.Input[str]
+    # Resources a deploy needs besides its inputs: firewalls that let SSH in and let the
+    # droplets reach the database (migrations) and the cache (readiness).
+    depends_on: Sequence[pulumi.Resource] = field(default_factory=tuple)
+
+
+class Release(pulumi.ComponentResource):
+    """The stack's release: scripts, env files and a blue-green deploy on each app host."""
+
+    images: pulumi.Output[dict[str, str]]
+    deploy_logs: pulumi.Output[dict[str, str]]
+
+    def __init__(
+        self, name: str, args: ReleaseArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("clipper:release:Release", name, None, opts)
+        settings = args.settings
+        images = image_refs(settings)
+        script = RemoteFile(host_layout.RELEASE_SCRIPT, HOST_SCRIPT_SOURCE.read_text(), "0755")
+        deploy_config = RemoteFile(
+            host_layout.DEPLOY_CONFIG_FILE, render_deploy_config(settings), "0644"
+        )
+        env_files = [
+            RemoteFile(host_layout.BACKEND_ENV_FILE, args.backend_env_file, "0600"),
+            RemoteFile(host_layout.DB_ADMIN_ENV_FILE, args.db_admin_env_file, "0600"),
+        ]
+        private_key = pulumi.Output.secret(args.ssh_private_key)
+        extra = list(args.depends_on)
+
+        previous_deploy: command.remote.Command | None = None
+        logs: dict[str, pulumi.Output[str]] = {}
+        for host in args.hosts:
+            prefix = f"{name}-{host.name}"
+            connection = command.remote.ConnectionArgs(
+                host=host.address,
+                user=host_layout.DEPLOY_USER,
+                private_key=private_key,
+                dial_error_limit=SSH_DIAL_ERROR_LIMIT,
+                per_dial_timeout=SSH_PER_DIAL_TIMEOUT_SECONDS,
+            )
+            ready = command.remote.Command(
+                f"{prefix}-ready",
+                connection=connection,
+                create=wait_for_host_command(),
+                triggers=[host.droplet_id],
+                add_previous_output_in_env=False,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=extra),
+            )
+            # Nothing on host N+1 changes before host N's deploy succeeded.
+            after = [ready] + ([previous_deploy] if previous_deploy is not None else [])
+            scripts = RemoteFiles(
+                f"{prefix}-scripts",
+                RemoteFilesArgs(
+                    role="app",
+                    files=[script, deploy_config],
+                    connection=connection,
+                    triggers=[host.droplet_id],
+                    depends_on=after,
+                ),
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            env = RemoteFiles(
+                f"{prefix}-env",
+                RemoteFilesArgs(
+                    role="app",
+                    files=env_files,
+                    connection=connection,
+                    triggers=[host.droplet_id],
+                    secret=True,
+                    depends_on=after,
+                ),
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            deploy = command.remote.Command(
+                f"{prefix}-deploy",
+                connection=connection,
+                create=deploy_command(),
+                triggers=[host.droplet_id, *images.values(), args.env_sha256],
+                add_previous_output_in_env=False,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[scripts, env, *after, *extra]),
+            )
+            logs[host.name] = deploy.stdout
+            previous_deploy = deploy
+
+        self.images = pulumi.Output.from_input(images)
+        self.deploy_logs = pulumi.Output.all(**logs)
+        self.register_outputs({"images": self.images, "deploy_logs": self.deploy_logs})

@@ -1,0 +1,158 @@
+"""Files written on a host over SSH: one remote command installs a whole bundle atomically.
+
+The bundle (JSON: `{"files": [{"path", "mode", "content"}]}`) travels on the command's stdin,
+never on its command line, so secret files (the env files) stay out of process lists, shell
+history, sudo logs and the provider's error messages (which quote the command). The command line
+is a fixed installer: it stages every file as a temp file in its target directory (mode set
+before any byte is written, owner root), and only when all are staged renames each over its
+target. A failure leaves every old file in place; re-running it is harmless. It prints one line
+per file (path, mode, size, changed or not), never the content.
+
+The component's registered inputs are exactly `{"role", "files"}`: the offline `render` command
+reads them to write every host file (components/offline/render.py).
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+import pulumi_command as command
+
+from components.host_files import HostFile
+
+# Runs as root through sudo, with the host's python3 (Ubuntu's, stdlib only).
+INSTALLER = """
+import json, os, sys, tempfile
+files = json.load(sys.stdin)["files"]
+staged, report = [], []
+try:
+    for f in files:
+        path, mode, data = f["path"], int(f["mode"], 8), f["content"].encode()
+        if not path.startswith("/") or ".." in path.split("/"):
+            raise SystemExit("refusing a relative or dotted path: " + path)
+        folder = os.path.dirname(path)
+        os.makedirs(folder, mode=0o755, exist_ok=True)
+        try:
+            st = os.stat(path)
+            owner_mode = (st.st_mode & 0o7777, st.st_uid, st.st_gid)
+            with open(path, "rb") as h:
+                same = h.read() == data and owner_mode == (mode, 0, 0)
+        except FileNotFoundError:
+            same = False
+        verb = "unchanged" if same else "installed"
+        report.append("%s %s (mode %04o, %d bytes)" % (verb, path, mode, len(data)))
+        if same:
+            continue
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".")
+        staged.append((tmp, path))
+        os.fchown(fd, 0, 0)
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "wb") as h:
+            h.write(data)
+            h.flush()
+            os.fsync(h.fileno())
+    for tmp, path in staged:
+        os.replace(tmp, path)
+    staged = []
+    for folder in sorted({os.path.dirname(f["path"]) for f in files}):
+        fd = os.open(folder, os.O_RDONLY)
+        os.fsync(fd)
+        os.close(fd)
+finally:
+    for tmp, _ in staged:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+print("\\n".join(report))
+""".strip()
+
+
+def install_command() -> str:
+    """The fixed command line that installs a bundle read from stdin (no data in it)."""
+    return f"sudo -n /usr/bin/python3 -I -c {shlex.quote(INSTALLER)}"
+
+
+def bundle(files: Sequence[dict[str, str]]) -> str:
+    """The installer's stdin for `files` (each a dict with path, mode and content)."""
+    return json.dumps({"files": list(files)}, sort_keys=True)
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    """One root-owned file for a host; its content may be a (secret) Output."""
+
+    path: str
+    content: pulumi.Input[str]
+    mode: str = "0644"
+
+    def __post_init__(self) -> None:
+        HostFile(self.path, "", self.mode)  # the same path and mode rules as every host file
+
+
+@dataclass(frozen=True)
+class RemoteFilesArgs:
+    """Which host, as whom, and which files. `secret` keeps the bundle secret in state."""
+
+    role: str
+    files: Sequence[RemoteFile]
+    connection: command.remote.ConnectionArgs
+    # Re-install when any of these change (for example the droplet's id: a new droplet).
+    triggers: Sequence[pulumi.Input[Any]] = field(default_factory=tuple)
+    secret: bool = False
+    depends_on: Sequence[pulumi.Resource] = field(default_factory=tuple)
+
+
+class RemoteFiles(pulumi.ComponentResource):
+    """Files installed on one host over SSH by one remote command, atomically.
+
+    A change of any file's content or mode changes the command's stdin, which re-runs it.
+    `stdout` lists what was installed or left unchanged.
+    """
+
+    stdout: pulumi.Output[str]
+
+    def __init__(
+        self, name: str, args: RemoteFilesArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        entries: list[dict[str, pulumi.Input[str]]] = []
+        for remote_file in args.files:
+            content: pulumi.Input[str] = (
+                pulumi.Output.secret(remote_file.content) if args.secret else remote_file.content
+            )
+            entries.append({"path": remote_file.path, "mode": remote_file.mode, "content": content})
+        super().__init__(
+            "clipper:host:RemoteFiles", name, {"role": args.role, "files": entries}, opts
+        )
+        files = list(args.files)
+        stdin: pulumi.Output[str] = pulumi.Output.all(*(f.content for f in files)).apply(
+            lambda texts: bundle(
+                [
+                    {"path": f.path, "mode": f.mode, "content": str(text)}
+                    for f, text in zip(files, texts, strict=True)
+                ]
+            )
+        )
+        if args.secret:
+            stdin = pulumi.Output.secret(stdin)
+        install = command.remote.Command(
+            f"{name}-install",
+            connection=args.connection,
+            create=install_command(),
+            stdin=stdin,
+            triggers=list(args.triggers) or None,
+            # The previous stdout is not worth sending back to the host.
+            add_previous_output_in_env=False,
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                depends_on=list(args.depends_on),
+                additional_secret_outputs=["stdin"] if args.secret else None,
+            ),
+        )
+        self.stdout = install.stdout
+        self.register_outputs({"stdout": self.stdout})
