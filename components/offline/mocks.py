@@ -154,8 +154,9 @@ class ClipperMocks(Mocks):
 
     def call(self, args: MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
         if args.token == "digitalocean:index/getDatabaseCa:getDatabaseCa":
-            return {"id": args.args.get("clusterId", ""), "certificate": FAKE_CA_PEM}, None
-        return {}, None
+            return {"id": args.args.get("clusterId", ""), "certificate": FAKE_CA_PEM}, []
+        # The stock MockMonitor iterates the failures: an empty list, never None.
+        return {}, []
 
 
 @dataclass(frozen=True)
