@@ -5,23 +5,137 @@ from __future__ import annotations
 
 import pulumi
 
+from components.alerts import Alerts, AlertsArgs
+from components.app_servers import AppHostTags, AppHostTagsArgs, AppServers, AppServersArgs
+from components.cache import ManagedValkey, ManagedValkeyArgs
+from components.database import ManagedPostgres, ManagedPostgresArgs
+from components.deploy_key import DeployKey, DeployKeyArgs
+from components.dns import SiteDns, SiteDnsArgs
+from components.entry import Entry, EntryArgs
+from components.firewall import AppFirewall, AppFirewallArgs
+from components.host_files import HostFile
 from components.network import DigitalOceanProject, Network, NetworkArgs, ProjectArgs
+from components.renderers.cloud_init import render_app_user_data
 from components.settings import Secrets, Settings, SettingsError, load_settings
+
+
+def _edge_host_files(settings: Settings) -> tuple[list[HostFile], list[str]]:
+    """The edge's files and bootstrap commands for cloud-init (none until the edge lands)."""
+    return [], []
+
+
+def _app_user_data(
+    settings: Settings, deploy_key: DeployKey, cache: ManagedValkey
+) -> pulumi.Output[str]:
+    files, commands = _edge_host_files(settings)
+    return pulumi.Output.all(
+        deploy_key.public_key_openssh, cache.host, cache.port, cache.ca_certificate
+    ).apply(
+        lambda v: render_app_user_data(
+            settings,
+            deploy_public_key=v[0],
+            valkey_host=v[1],
+            valkey_port=int(v[2]),
+            valkey_ca_certificate=v[3],
+            extra_files=files,
+            extra_commands=commands,
+        )
+    )
 
 
 def build_stack(settings: Settings, secrets: Secrets) -> dict[str, pulumi.Input[object]]:
     """Declare every component of the stack; return the stack outputs."""
-    env = settings.environment
+    s, env = settings, settings.environment
     network = Network(
-        f"{env}-network",
-        NetworkArgs(environment=env, region=settings.region, ip_range=settings.vpc_ip_range),
+        f"{env}-network", NetworkArgs(environment=env, region=s.region, ip_range=s.vpc_ip_range)
     )
-    project_urns: list[pulumi.Input[str]] = []
-    if project_urns:
-        DigitalOceanProject(
-            f"{env}-project", ProjectArgs(environment=env, resource_urns=project_urns)
-        )
-    return {"vpcId": network.vpc_id, "siteUrl": settings.site_url}
+    tags = AppHostTags(f"{env}-tags", AppHostTagsArgs(environment=env))
+    deploy_key = DeployKey(f"{env}-deploy-key", DeployKeyArgs())
+    database = ManagedPostgres(
+        f"{env}-database",
+        ManagedPostgresArgs(
+            environment=env, region=s.region, version=s.db_version, size=s.db_size,
+            node_count=s.db_node_count, vpc_id=network.vpc_id,
+            maintenance_day=s.db_maintenance_day, maintenance_hour=s.db_maintenance_hour,
+            trusted_tags=(tags.role,), slow_query_ms=s.db_slow_query_ms,
+            connection=s.db_connection, pool_size=s.db_pool_size, protect=s.db_protect,
+            read_replica=s.db_read_replica, read_replica_size=s.db_read_replica_size,
+        ),
+    )  # fmt: skip
+    cache = ManagedValkey(
+        f"{env}-cache",
+        ManagedValkeyArgs(
+            environment=env, region=s.region, version=s.cache_version, size=s.cache_size,
+            node_count=s.cache_node_count, vpc_id=network.vpc_id,
+            maintenance_day=s.db_maintenance_day, maintenance_hour=s.db_maintenance_hour,
+            trusted_tags=(tags.role,), eviction_policy=s.cache_eviction_policy,
+            persistence=s.cache_persistence, tunnel_port=s.cache_tunnel_port,
+            protect=s.db_protect,
+        ),
+    )  # fmt: skip
+    app = AppServers(
+        f"{env}-app",
+        AppServersArgs(
+            environment=env, region=s.region, count=s.app_count, size=s.app_size,
+            image=s.app_image, vpc_id=network.vpc_id,
+            user_data=_app_user_data(s, deploy_key, cache), tags=tags,
+            ssh_key_fingerprints=tuple(s.ssh_key_fingerprints), ipv6=s.app_ipv6,
+            backups=s.app_backups, backup_plan=s.app_backup_plan,
+            backup_weekday=s.app_backup_weekday, backup_hour=s.app_backup_hour,
+            replace_on_user_data_change=s.app_replace_on_user_data_change,
+        ),
+    )  # fmt: skip
+    entry = Entry(
+        f"{env}-entry",
+        EntryArgs(
+            environment=env, region=s.region, domain=s.domain, mode=s.edge_entry,
+            vpc_id=network.vpc_id, droplet_tag=tags.role,
+            droplet_ids=[d.id for d in app.droplets], droplet_ipv6=app.droplets[0].public_ipv6,
+            ipv6=s.app_ipv6, lb_size_unit=s.lb_size_unit,
+            websocket_idle_seconds=s.websocket_read_timeout_seconds,
+        ),
+    )  # fmt: skip
+    AppFirewall(
+        f"{env}-firewall",
+        AppFirewallArgs(
+            environment=env, droplet_tag=tags.role, admin_cidrs=tuple(s.admin_cidrs),
+            vpc_ip_range=s.vpc_ip_range, load_balancer_id=entry.load_balancer_id,
+        ),
+    )  # fmt: skip
+    project_urns: list[pulumi.Input[str]] = [
+        *app.droplet_urns, entry.resource_urn, database.cluster_urn, cache.cluster_urn,
+    ]  # fmt: skip
+    if s.dns_manage_domain:
+        dns = SiteDns(
+            f"{env}-dns",
+            SiteDnsArgs(
+                domain=s.domain, ipv4=entry.ipv4, ipv6=entry.ipv6, ttl=s.dns_ttl,
+                contact_email=s.acme_email,
+            ),
+        )  # fmt: skip
+        project_urns.append(dns.domain_urn)
+    Alerts(
+        f"{env}-alerts",
+        AlertsArgs(
+            environment=env, site_url=s.site_url, droplet_tag=tags.role,
+            database_cluster_ids=[database.cluster_id, cache.cluster_id],
+            emails=tuple(s.alert_emails), cpu_percent=s.alert_cpu_percent,
+            memory_percent=s.alert_memory_percent, disk_percent=s.alert_disk_percent,
+            slack_channel=s.alert_slack_channel, slack_webhook_url=secrets.alert_slack_webhook_url,
+        ),
+    )  # fmt: skip
+    DigitalOceanProject(f"{env}-project", ProjectArgs(environment=env, resource_urns=project_urns))
+    return {
+        "vpcId": network.vpc_id,
+        "siteUrl": s.site_url,
+        "publicAddress": entry.ipv4,
+        "dropletPublicAddresses": app.public_ipv4s,
+        "dropletPrivateAddresses": app.private_ipv4s,
+        "databaseHost": database.host,
+        "cacheHost": cache.host,
+        "databaseUri": database.app_uri,
+        "cacheUri": cache.uri,
+    }
 
 
 def main() -> None:

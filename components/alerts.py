@@ -1,0 +1,125 @@
+"""DigitalOcean's own monitoring: resource alerts on the app droplets and the data stores, and an
+uptime check of the site from several regions. Cheap, and it works even when our own monitoring
+host is down."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_digitalocean as do
+
+UPTIME_REGIONS: tuple[str, ...] = ("us_east", "us_west", "eu_west", "se_asia")
+SSL_EXPIRY_DAYS = 14
+LATENCY_MS = 2000
+
+
+@dataclass(frozen=True)
+class AlertsArgs:
+    """Thresholds, recipients and what to watch."""
+
+    environment: str
+    site_url: str
+    droplet_tag: pulumi.Input[str]
+    database_cluster_ids: Sequence[pulumi.Input[str]]
+    emails: tuple[str, ...]
+    cpu_percent: int
+    memory_percent: int
+    disk_percent: int
+    slack_channel: str = ""
+    slack_webhook_url: pulumi.Input[str] | None = None  # a secret
+    health_path: str = "/health/ready"
+
+
+class Alerts(pulumi.ComponentResource):
+    """CPU, memory and disk alerts for the tagged droplets (new droplets are covered by the tag)
+    and for the database clusters; an HTTPS uptime check of `<site>/health/ready` with alerts
+    when it is down, slow or its certificate is about to expire. Email always; Slack when
+    `slack_channel` is set (its webhook stays a secret).
+
+    Attributes: `uptime_check_id`.
+    """
+
+    uptime_check_id: pulumi.Output[str]
+
+    def __init__(self, name: str, args: AlertsArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("clipper:monitoring:Alerts", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        env = args.environment
+        slack = (
+            [(args.slack_channel, pulumi.Output.secret(args.slack_webhook_url))]
+            if args.slack_channel and args.slack_webhook_url is not None
+            else []
+        )
+        monitor_targets = do.MonitorAlertAlertsArgs(
+            emails=list(args.emails),
+            slacks=[do.MonitorAlertAlertsSlackArgs(channel=c, url=u) for c, u in slack] or None,
+        )
+        uptime_targets = do.UptimeAlertNotificationArgs(
+            emails=list(args.emails),
+            slacks=[do.UptimeAlertNotificationSlackArgs(channel=c, url=u) for c, u in slack]
+            or None,
+        )
+
+        metrics = (
+            ("cpu", "cpu", "cpu_alerts", args.cpu_percent),
+            ("memory", "memory_utilization_percent", "memory_utilization_alerts",
+             args.memory_percent),
+            ("disk", "disk_utilization_percent", "disk_utilization_alerts", args.disk_percent),
+        )  # fmt: skip
+        for short, droplet_metric, database_metric, threshold in metrics:
+            do.MonitorAlert(
+                f"{name}-droplet-{short}",
+                type=f"v1/insights/droplet/{droplet_metric}",
+                description=f"clipper {env}: app droplet {short} above {threshold}%",
+                compare="GreaterThan",
+                value=threshold,
+                window="5m",
+                tags=[args.droplet_tag],
+                alerts=monitor_targets,
+                opts=child,
+            )
+            if args.database_cluster_ids:
+                do.MonitorAlert(
+                    f"{name}-database-{short}",
+                    type=f"v1/dbaas/alerts/{database_metric}",
+                    description=f"clipper {env}: database/cache {short} above {threshold}%",
+                    compare="GreaterThan",
+                    value=threshold,
+                    window="5m",
+                    entities=list(args.database_cluster_ids),
+                    alerts=monitor_targets,
+                    opts=child,
+                )
+
+        check = do.UptimeCheck(
+            f"{name}-uptime",
+            name=f"clipper-{env}-site",
+            target=f"{args.site_url}{args.health_path}",
+            type="https",
+            regions=list(UPTIME_REGIONS),
+            enabled=True,
+            opts=child,
+        )
+        # (type, period, comparison, threshold): down for 2 minutes; slow for 5; certificate
+        # expiring within SSL_EXPIRY_DAYS (certbot or the load balancer failed to renew).
+        uptime_alerts: tuple[tuple[str, str | None, str | None, int | None], ...] = (
+            ("down", "2m", None, None),
+            ("latency", "5m", "greater_than", LATENCY_MS),
+            ("ssl_expiry", None, "less_than", SSL_EXPIRY_DAYS),
+        )
+        for kind, period, comparison, limit in uptime_alerts:
+            do.UptimeAlert(
+                f"{name}-uptime-{kind.replace('_', '-')}",
+                check_id=check.id,
+                name=f"clipper-{env}-site-{kind.replace('_', '-')}",
+                type=kind,
+                period=period,
+                comparison=comparison,
+                threshold=limit,
+                notifications=[uptime_targets],
+                opts=child,
+            )
+        self.uptime_check_id = check.id
+        self.register_outputs({"uptime_check_id": self.uptime_check_id})

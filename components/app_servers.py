@@ -1,0 +1,154 @@
+"""The app droplets: Ubuntu LTS hosts in the VPC, hardened and prepared by cloud-init."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_digitalocean as do
+
+from components.host_files import role_tag
+
+
+@dataclass(frozen=True)
+class AppHostTagsArgs:
+    """Whose tags: the environment's."""
+
+    environment: str
+
+
+class AppHostTags(pulumi.ComponentResource):
+    """The droplet tags, declared first: the firewalls, database firewalls, load balancer and
+    alerts select droplets by tag, and the tags must exist before anything refers to them.
+
+    Attributes: `role` (`clipper-<env>-app`, host_files.role_tag), `environment`
+    (`clipper-<env>`); both outputs of their Tag resources.
+    """
+
+    role: pulumi.Output[str]
+    environment: pulumi.Output[str]
+
+    def __init__(
+        self, name: str, args: AppHostTagsArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("clipper:compute:AppHostTags", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        role = do.Tag(f"{name}-role", name=role_tag(args.environment, "app"), opts=child)
+        env = do.Tag(f"{name}-environment", name=f"clipper-{args.environment}", opts=child)
+        self.role, self.environment = role.name, env.name
+        self.register_outputs({"role": self.role, "environment": self.environment})
+
+
+@dataclass(frozen=True)
+class AppDroplet:
+    """One app host, as the release component and the outputs need it."""
+
+    name: str
+    id: pulumi.Output[str]
+    urn: pulumi.Output[str]  # DigitalOcean URN (do:droplet:ID), for the project
+    public_ipv4: pulumi.Output[str]
+    private_ipv4: pulumi.Output[str]
+    public_ipv6: pulumi.Output[str] | None
+    resource: do.Droplet  # for `depends_on` of remote commands
+
+
+@dataclass(frozen=True)
+class AppServersArgs:
+    """How many app droplets, of what shape, in which network, with which user-data."""
+
+    environment: str
+    region: str
+    count: int
+    size: str
+    image: str
+    vpc_id: pulumi.Input[str]
+    user_data: pulumi.Input[str]
+    tags: AppHostTags
+    ssh_key_fingerprints: tuple[str, ...] = ()
+    ipv6: bool = True
+    backups: bool = False
+    backup_plan: str = "weekly"
+    backup_weekday: str = "SUN"
+    backup_hour: int = 4
+    # False: a user-data change leaves running droplets alone (roll them one at a time, README).
+    replace_on_user_data_change: bool = False
+
+
+class AppServers(pulumi.ComponentResource):
+    """`count` droplets named `clipper-<env>-app-<n>`, tagged with the app role tag (which the
+    firewalls, the load balancer and the alerts select on) and the environment tag.
+
+    Attributes for other components:
+    - `droplets`: list of `AppDroplet` (name, id, urn, public_ipv4, private_ipv4, public_ipv6,
+      resource), in order;
+    - `tag`: the role tag `clipper-<env>-app` (an output of its Tag resource);
+    - `droplet_urns`, `private_ipv4s`, `public_ipv4s`: lists of outputs.
+
+    Changing the user-data replaces a droplet only when `replace_on_user_data_change` is set;
+    otherwise `ignore_changes=["user_data"]` keeps running droplets and new ones get the new
+    user-data.
+    """
+
+    droplets: list[AppDroplet]
+    tag: pulumi.Output[str]
+    droplet_urns: list[pulumi.Output[str]]
+    private_ipv4s: list[pulumi.Output[str]]
+    public_ipv4s: list[pulumi.Output[str]]
+
+    def __init__(
+        self, name: str, args: AppServersArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("clipper:compute:AppServers", name, None, opts)
+        self.tag = args.tags.role
+        backup_policy = (
+            do.DropletBackupPolicyArgs(
+                plan=args.backup_plan,
+                weekday=args.backup_weekday if args.backup_plan == "weekly" else None,
+                hour=args.backup_hour,
+            )
+            if args.backups
+            else None
+        )
+        ignore = [] if args.replace_on_user_data_change else ["user_data"]
+
+        self.droplets = []
+        for number in range(1, args.count + 1):
+            droplet_name = f"clipper-{args.environment}-app-{number}"
+            droplet = do.Droplet(
+                f"{name}-{number}",
+                name=droplet_name,
+                region=args.region,
+                size=args.size,
+                image=args.image,
+                vpc_uuid=args.vpc_id,
+                ipv6=args.ipv6,
+                monitoring=True,
+                ssh_keys=list(args.ssh_key_fingerprints),
+                tags=[args.tags.role, args.tags.environment],
+                user_data=args.user_data,
+                backups=args.backups,
+                backup_policy=backup_policy,
+                graceful_shutdown=True,
+                opts=pulumi.ResourceOptions(parent=self, ignore_changes=ignore),
+            )
+            self.droplets.append(
+                AppDroplet(
+                    name=droplet_name,
+                    id=droplet.id,
+                    urn=droplet.droplet_urn,
+                    public_ipv4=droplet.ipv4_address,
+                    private_ipv4=droplet.ipv4_address_private,
+                    public_ipv6=droplet.ipv6_address if args.ipv6 else None,
+                    resource=droplet,
+                )
+            )
+        self.droplet_urns = [d.urn for d in self.droplets]
+        self.private_ipv4s = [d.private_ipv4 for d in self.droplets]
+        self.public_ipv4s = [d.public_ipv4 for d in self.droplets]
+        self.register_outputs(
+            {
+                "droplet_names": [d.name for d in self.droplets],
+                "private_ipv4s": self.private_ipv4s,
+                "public_ipv4s": self.public_ipv4s,
+            }
+        )

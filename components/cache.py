@@ -1,0 +1,114 @@
+"""Managed Valkey (DigitalOcean retired managed Redis in 2025): the cluster, its settings, its
+firewall, and the CA certificate each app host's TLS tunnel verifies it against."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import quote
+
+import pulumi
+import pulumi_digitalocean as do
+
+TUNNEL_HOST = "127.0.0.1"
+
+
+@dataclass(frozen=True)
+class ManagedValkeyArgs:
+    """The cluster's shape, network, eviction and persistence, and who may connect."""
+
+    environment: str
+    region: str
+    version: str
+    size: str
+    node_count: int
+    vpc_id: pulumi.Input[str]
+    maintenance_day: str
+    maintenance_hour: str
+    trusted_tags: tuple[pulumi.Input[str], ...]
+    eviction_policy: str
+    persistence: str
+    tunnel_port: int
+    protect: bool = False
+
+
+class ManagedValkey(pulumi.ComponentResource):
+    """A DigitalOcean Valkey cluster, TLS only, reachable from the tagged droplets.
+
+    Attributes:
+    - `cluster_id`, `cluster_urn`;
+    - the cluster, for the tunnel: `host` (private host name), `port`, `ca_certificate` (PEM,
+      DigitalOcean's CA for the cluster; not secret);
+    - the login: `user` ("default"), `password` (secret);
+    - what the backend's REDIS_HOST/REDIS_PORT must be: `app_host` ("127.0.0.1") and `app_port`
+      (the tunnel's loopback port) — the app's client cannot speak TLS;
+    - `uri` (secret): `rediss://` URI of the cluster over the private network.
+    """
+
+    cluster_id: pulumi.Output[str]
+    cluster_urn: pulumi.Output[str]
+    host: pulumi.Output[str]
+    port: pulumi.Output[int]
+    ca_certificate: pulumi.Output[str]
+    user: pulumi.Output[str]
+    password: pulumi.Output[str]
+    app_host: str
+    app_port: int
+    uri: pulumi.Output[str]
+
+    def __init__(
+        self, name: str, args: ManagedValkeyArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("clipper:data:ManagedValkey", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        cluster = do.DatabaseCluster(
+            f"{name}-cluster",
+            name=f"clipper-{args.environment}-valkey",
+            engine="valkey",
+            version=args.version,
+            size=args.size,
+            node_count=args.node_count,
+            region=args.region,
+            private_network_uuid=args.vpc_id,
+            eviction_policy=args.eviction_policy,
+            maintenance_windows=[
+                do.DatabaseClusterMaintenanceWindowArgs(
+                    day=args.maintenance_day, hour=args.maintenance_hour
+                )
+            ],
+            tags=[f"clipper-{args.environment}"],
+            opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
+        )
+        do.DatabaseValkeyConfig(
+            f"{name}-settings",
+            cluster_id=cluster.id,
+            ssl=True,
+            persistence=args.persistence,
+            opts=child,
+        )
+        do.DatabaseFirewall(
+            f"{name}-firewall",
+            cluster_id=cluster.id,
+            rules=[do.DatabaseFirewallRuleArgs(type="tag", value=t) for t in args.trusted_tags],
+            opts=child,
+        )
+        ca = do.get_database_ca_output(
+            cluster_id=cluster.id, opts=pulumi.InvokeOutputOptions(parent=self)
+        )
+
+        self.cluster_id = cluster.id
+        self.cluster_urn = cluster.cluster_urn
+        self.host = cluster.private_host
+        self.port = cluster.port
+        self.ca_certificate = ca.certificate
+        self.user = cluster.user
+        self.password = pulumi.Output.secret(cluster.password)
+        self.app_host = TUNNEL_HOST
+        self.app_port = args.tunnel_port
+        self.uri = pulumi.Output.secret(
+            pulumi.Output.all(
+                cluster.user, cluster.password, cluster.private_host, cluster.port
+            ).apply(
+                lambda v: f"rediss://{quote(v[0], safe='')}:{quote(v[1], safe='')}@{v[2]}:{v[3]}"
+            )
+        )
+        self.register_outputs({"cluster_id": self.cluster_id, "host": self.host})

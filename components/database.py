@@ -1,0 +1,204 @@
+"""Managed PostgreSQL: the cluster, the app's database and user, the connection path, settings,
+a firewall that trusts only tagged droplets, and an optional read replica.
+
+How the app connects (`connection`):
+- "session-pool" (both stacks): DigitalOcean's PgBouncer in **session** mode. pgx caches named
+  prepared statements per connection, which PgBouncer's transaction mode breaks; session mode
+  keeps a server connection for the client's whole session, so they are safe. What the pool
+  buys: PgBouncer accepts many more client connections than PostgreSQL allows, so during a
+  blue-green overlap (two backend processes per host, each with pools of up to 50 connections)
+  the new colour's clients queue at the pooler instead of failing with "remaining connection
+  slots are reserved"; and the server side stays bounded by `pool_size`, leaving headroom for
+  the admin user, migrations, backups and monitoring, which connect directly.
+- "direct": the app connects to the primary itself (port 25060). Simplest; fine when the
+  cluster's connection limit covers every backend process's pools.
+Migrations and extension creation always connect directly (`host`/`port`), not through the pool.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import quote
+
+import pulumi
+import pulumi_digitalocean as do
+
+APP_DATABASE = "clipper"
+APP_USER = "clipper"
+POOL_NAME = "clipper-app"
+SSL_MODE = "require"  # DigitalOcean's clusters accept TLS only; the app supports `require`.
+
+
+@dataclass(frozen=True)
+class ManagedPostgresArgs:
+    """The cluster's shape, network, maintenance, protection and connection path."""
+
+    environment: str
+    region: str
+    version: str
+    size: str
+    node_count: int
+    vpc_id: pulumi.Input[str]
+    maintenance_day: str
+    maintenance_hour: str
+    trusted_tags: tuple[pulumi.Input[str], ...]
+    slow_query_ms: int
+    connection: str = "session-pool"
+    pool_size: int = 20
+    protect: bool = True
+    read_replica: bool = False
+    read_replica_size: str = "db-s-1vcpu-2gb"
+
+
+def _uri(user: str, password: str, host: str, port: int, database: str) -> str:
+    return (
+        f"postgresql://{quote(user, safe='')}:{quote(password, safe='')}@{host}:{port}"
+        f"/{quote(database, safe='')}?sslmode={SSL_MODE}"
+    )
+
+
+class ManagedPostgres(pulumi.ComponentResource):
+    """A DigitalOcean PostgreSQL cluster for the app.
+
+    Attributes (all private-network addresses; secrets are Pulumi secrets):
+    - `cluster_id`, `cluster_urn`;
+    - direct connection to the primary: `host`, `port`, `database` ("clipper"), `ssl_mode`;
+    - the app's login: `app_user` ("clipper"), `app_password` (secret);
+    - what the backend's DB_HOST/DB_PORT/DB_NAME must be: `app_host`, `app_port`,
+      `app_database` (the pool's host, port and name with "session-pool"; the primary with
+      "direct");
+    - the pool: `pool_name`, `pool_host`, `pool_port` (None with "direct");
+    - the admin (for CREATE EXTENSION and ownership): `admin_user`, `admin_password` (secret),
+      `admin_uri` (secret, to the app database);
+    - `app_uri` (secret): the app's connection string over the path it uses;
+    - `replica_host` (None without a read replica).
+    """
+
+    cluster_id: pulumi.Output[str]
+    cluster_urn: pulumi.Output[str]
+    host: pulumi.Output[str]
+    port: pulumi.Output[int]
+    database: pulumi.Output[str]
+    ssl_mode: str
+    app_user: pulumi.Output[str]
+    app_password: pulumi.Output[str]
+    app_host: pulumi.Output[str]
+    app_port: pulumi.Output[int]
+    app_database: pulumi.Output[str]
+    app_uri: pulumi.Output[str]
+    pool_name: pulumi.Output[str] | None
+    pool_host: pulumi.Output[str] | None
+    pool_port: pulumi.Output[int] | None
+    admin_user: pulumi.Output[str]
+    admin_password: pulumi.Output[str]
+    admin_uri: pulumi.Output[str]
+    replica_host: pulumi.Output[str] | None
+
+    def __init__(
+        self, name: str, args: ManagedPostgresArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("clipper:data:ManagedPostgres", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        cluster = do.DatabaseCluster(
+            f"{name}-cluster",
+            name=f"clipper-{args.environment}-pg",
+            engine="pg",
+            version=args.version,
+            size=args.size,
+            node_count=args.node_count,
+            region=args.region,
+            private_network_uuid=args.vpc_id,
+            maintenance_windows=[
+                do.DatabaseClusterMaintenanceWindowArgs(
+                    day=args.maintenance_day, hour=args.maintenance_hour
+                )
+            ],
+            tags=[f"clipper-{args.environment}"],
+            # Production data: a `pulumi destroy` or a bad diff cannot drop it.
+            opts=pulumi.ResourceOptions(
+                parent=self, protect=args.protect, retain_on_delete=args.protect
+            ),
+        )
+        do.DatabaseFirewall(
+            f"{name}-firewall",
+            cluster_id=cluster.id,
+            rules=[do.DatabaseFirewallRuleArgs(type="tag", value=t) for t in args.trusted_tags],
+            opts=child,
+        )
+        do.DatabasePostgresqlConfig(
+            f"{name}-settings",
+            cluster_id=cluster.id,
+            log_min_duration_statement=args.slow_query_ms,
+            opts=child,
+        )
+        database = do.DatabaseDb(
+            f"{name}-database", cluster_id=cluster.id, name=APP_DATABASE, opts=child
+        )
+        user = do.DatabaseUser(f"{name}-app-user", cluster_id=cluster.id, name=APP_USER, opts=child)
+
+        self.cluster_id = cluster.id
+        self.cluster_urn = cluster.cluster_urn
+        self.host = cluster.private_host
+        self.port = cluster.port
+        self.database = database.name
+        self.ssl_mode = SSL_MODE
+        self.app_user = user.name
+        self.app_password = pulumi.Output.secret(user.password)
+        self.admin_user = cluster.user
+        self.admin_password = pulumi.Output.secret(cluster.password)
+        self.admin_uri = pulumi.Output.secret(
+            pulumi.Output.all(
+                cluster.user, cluster.password, cluster.private_host, cluster.port, database.name
+            ).apply(lambda v: _uri(v[0], v[1], v[2], int(v[3]), v[4]))
+        )
+
+        self.pool_name = self.pool_host = self.pool_port = None
+        if args.connection == "session-pool":
+            pool = do.DatabaseConnectionPool(
+                f"{name}-pool",
+                cluster_id=cluster.id,
+                name=POOL_NAME,
+                mode="session",
+                size=args.pool_size,
+                db_name=database.name,
+                user=user.name,
+                opts=child,
+            )
+            self.pool_name, self.pool_host, self.pool_port = pool.name, pool.private_host, pool.port
+            self.app_host, self.app_port, self.app_database = (
+                pool.private_host,
+                pool.port,
+                pool.name,
+            )
+        elif args.connection == "direct":
+            self.app_host, self.app_port, self.app_database = self.host, self.port, self.database
+        else:
+            raise ValueError(f"unknown connection {args.connection!r}")
+        self.app_uri = pulumi.Output.secret(
+            pulumi.Output.all(
+                user.name, user.password, self.app_host, self.app_port, self.app_database
+            ).apply(lambda v: _uri(v[0], v[1], v[2], int(v[3]), v[4]))
+        )
+
+        self.replica_host = None
+        if args.read_replica:
+            replica = do.DatabaseReplica(
+                f"{name}-replica",
+                cluster_id=cluster.id,
+                name=f"clipper-{args.environment}-pg-replica",
+                size=args.read_replica_size,
+                region=args.region,
+                private_network_uuid=args.vpc_id,
+                tags=[f"clipper-{args.environment}"],
+                opts=child,
+            )
+            self.replica_host = replica.private_host
+
+        self.register_outputs(
+            {
+                "cluster_id": self.cluster_id,
+                "host": self.host,
+                "app_host": self.app_host,
+                "app_database": self.app_database,
+            }
+        )

@@ -1,0 +1,71 @@
+"""The site's domain in DigitalOcean DNS: apex A (and AAAA), www, and CAA for Let's Encrypt."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_digitalocean as do
+
+# Only Let's Encrypt may issue for the domain (certbot on a host, or the load balancer's managed
+# certificate); nobody may issue wildcards.
+CAA_ISSUER = "letsencrypt.org."
+
+
+@dataclass(frozen=True)
+class SiteDnsArgs:
+    """The domain, where it points, and the TTL of every record."""
+
+    domain: str
+    ipv4: pulumi.Input[str]
+    ipv6: pulumi.Input[str] | None
+    ttl: int
+    contact_email: str
+
+
+class SiteDns(pulumi.ComponentResource):
+    """The zone and its records: `@` A/AAAA to the entry point, `www` CNAME to the apex, CAA
+    `issue letsencrypt.org`, `issuewild ;` and `iodef mailto:`.
+
+    Attributes: `domain_urn` (for the project), `fqdn`.
+    """
+
+    domain_urn: pulumi.Output[str]
+    fqdn: pulumi.Output[str]
+
+    def __init__(self, name: str, args: SiteDnsArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("clipper:dns:SiteDns", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        zone = do.Domain(f"{name}-domain", name=args.domain, opts=child)
+
+        def record(
+            role: str,
+            typ: str,
+            value: pulumi.Input[str],
+            *,
+            host: str = "@",
+            tag: str | None = None,
+        ) -> do.DnsRecord:
+            return do.DnsRecord(
+                f"{name}-{role}",
+                domain=zone.id,
+                name=host,
+                type=typ,
+                value=value,
+                ttl=args.ttl,
+                flags=0 if typ == "CAA" else None,
+                tag=tag,
+                opts=child,
+            )
+
+        apex = record("apex-a", "A", args.ipv4)
+        if args.ipv6 is not None:
+            record("apex-aaaa", "AAAA", args.ipv6)
+        record("www", "CNAME", f"{args.domain}.", host="www")
+        record("caa-issue", "CAA", CAA_ISSUER, tag="issue")
+        record("caa-issuewild", "CAA", ";", tag="issuewild")
+        record("caa-iodef", "CAA", f"mailto:{args.contact_email}", tag="iodef")
+
+        self.domain_urn = zone.domain_urn
+        self.fqdn = apex.fqdn
+        self.register_outputs({"fqdn": self.fqdn})

@@ -1,0 +1,398 @@
+"""Cloud-init user-data of an app droplet: hardens the host and prepares it for releases.
+
+What it does, in cloud-init's own order:
+- init stage: the `deploy` user (admin keys + the Pulumi deploy key, docker group, passwordless
+  sudo), no root login, no password login; the hardening files (`write_files`) land before any
+  package is installed, so each service starts with its final config;
+- final stage: package update/upgrade and install (Ubuntu's docker.io, nginx, fail2ban, ufw,
+  unattended-upgrades, prometheus-node-exporter, chrony, stunnel4, postgresql-client), swap,
+  time sync, the deferred edge files (nginx would not start with them before it is installed),
+  then one setup script (`runcmd`) that turns on the firewall and the services and, as its very
+  last step, writes host_layout.HOST_READY_FILE.
+
+The setup script runs with `set -euo pipefail`: a failed step stops it before the marker, so
+`cloud-init status --wait` reports the error and the release component never deploys onto a
+half-prepared host.
+
+Secrets never go here (DigitalOcean shows user-data to anyone with read access to the droplet,
+and it is kept in the droplet's metadata): passwords and keys reach the host over SSH
+(host_layout.BACKEND_ENV_FILE). `render_app_user_data` refuses text that looks like secret
+material.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from components.host_files import HostFile
+from components.host_layout import (
+    DEPLOY_USER,
+    ETC_DIR,
+    HOST_READY_FILE,
+    NODE_EXPORTER_PORT,
+    STATE_DIR,
+)
+from components.renderers.valkey_tunnel import (
+    TUNNEL_PACKAGES,
+    TUNNEL_SERVICE,
+    TunnelEndpoints,
+    valkey_tunnel_host_files,
+)
+from components.settings import Settings
+
+SETUP_SCRIPT = "/usr/local/sbin/clipper-host-setup"
+SSHD_HARDENING_FILE = "/etc/ssh/sshd_config.d/00-clipper-hardening.conf"
+FAIL2BAN_JAIL_FILE = "/etc/fail2ban/jail.d/clipper-sshd.local"
+AUTO_UPGRADES_FILE = "/etc/apt/apt.conf.d/21clipper-auto-upgrades"
+UNATTENDED_UPGRADES_FILE = "/etc/apt/apt.conf.d/52clipper-unattended-upgrades"
+DOCKER_DAEMON_FILE = "/etc/docker/daemon.json"
+JOURNALD_FILE = "/etc/systemd/journald.conf.d/60-clipper.conf"
+SYSCTL_FILE = "/etc/sysctl.d/60-clipper.conf"
+NGINX_JSON_LOGROTATE_FILE = "/etc/logrotate.d/clipper-nginx-json"
+SWAP_FILE = "/swapfile"
+
+# DigitalOcean rejects user-data above 64 KiB.
+MAX_USER_DATA_BYTES = 64 * 1024
+
+BASE_PACKAGES: tuple[str, ...] = (
+    "docker.io",  # Docker engine from Ubuntu's archive (security updates via unattended-upgrades)
+    "nginx",
+    "fail2ban",
+    "python3-systemd",  # fail2ban's journal backend
+    "ufw",
+    "unattended-upgrades",
+    "prometheus-node-exporter",
+    "chrony",
+    "logrotate",
+    "postgresql-client",  # the release script creates extensions with psql
+    "ca-certificates",
+    "curl",
+    *TUNNEL_PACKAGES,
+)
+# certbot only where the host ends TLS itself (no load balancer in front).
+CERTBOT_PACKAGES: tuple[str, ...] = ("certbot",)
+
+# Shapes of secret material that must never be in user-data.
+_SECRET_SHAPES = (
+    re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----"),
+    re.compile(r"\b[a-z]+(ql)?s?://[^:/\s@]*:[^@\s]+@"),  # a URI with a password
+    re.compile(r"(?m)^\s*[A-Z_]*(PASSWORD|SECRET|API_KEY)[A-Z_]*\s*=\s*\S"),
+)
+
+
+@dataclass(frozen=True)
+class UfwRule:
+    """One `ufw allow` rule: TCP `port` from `source` ("any" for everyone)."""
+
+    port: int
+    source: str
+    comment: str
+
+    def command(self) -> str:
+        source = "" if self.source == "any" else f" from {self.source}"
+        return (
+            f"ufw allow proto tcp{source} to any port {self.port}"
+            f" comment {shlex.quote(self.comment)}"
+        )
+
+
+def ufw_rules(settings: Settings) -> list[UfwRule]:
+    """The host firewall: SSH from the admin networks, web from the internet (or, behind the
+    load balancer, HTTP from the VPC only), node_exporter from the VPC. Everything else is
+    denied inbound."""
+    rules = [UfwRule(22, cidr, "ssh from an admin network") for cidr in settings.admin_cidrs]
+    if settings.uses_load_balancer:
+        # TLS ends at the load balancer, which reaches nginx on :80 over the VPC.
+        rules.append(UfwRule(80, settings.vpc_ip_range, "http from the load balancer (VPC)"))
+    else:
+        rules.append(UfwRule(80, "any", "http (ACME and redirect to https)"))
+        rules.append(UfwRule(443, "any", "https"))
+    rules.append(UfwRule(NODE_EXPORTER_PORT, settings.vpc_ip_range, "node_exporter from the VPC"))
+    return rules
+
+
+_SSHD_HARDENING = f"""\
+# Clipper app host SSH policy. sshd uses the first value it reads for each keyword, and this
+# file sorts first in sshd_config.d, so nothing later can loosen it.
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PermitEmptyPasswords no
+PermitRootLogin no
+PubkeyAuthentication yes
+AuthenticationMethods publickey
+AllowUsers {DEPLOY_USER}
+MaxAuthTries 3
+LoginGraceTime 30
+X11Forwarding no
+AllowAgentForwarding no
+"""
+
+_FAIL2BAN_JAIL = """\
+# Ban addresses that keep failing SSH authentication (the journal is the log source).
+[sshd]
+enabled = true
+backend = systemd
+port = ssh
+maxretry = 5
+findtime = 10m
+bantime = 1h
+"""
+
+_AUTO_UPGRADES = """\
+// Refresh package lists and run unattended-upgrades every day.
+APT::Periodic::Update-Package-Lists "1";
+APT::Periodic::Unattended-Upgrade "1";
+APT::Periodic::AutocleanInterval "7";
+"""
+
+_UNATTENDED_UPGRADES = """\
+// Security updates only, installed automatically. No automatic reboot: with one droplet a reboot
+// is an outage, and with several they must not reboot together (README: rolling the hosts).
+Unattended-Upgrade::Allowed-Origins {
+        "${distro_id}:${distro_codename}-security";
+};
+Unattended-Upgrade::Remove-Unused-Kernel-Packages "true";
+Unattended-Upgrade::Remove-Unused-Dependencies "true";
+Unattended-Upgrade::Automatic-Reboot "false";
+"""
+
+_JOURNALD = """\
+# Bound the journal: it holds every service's logs, including the tunnel's and Docker's.
+[Journal]
+Compress=yes
+SystemMaxUse=1G
+SystemKeepFree=2G
+MaxRetentionSec=30day
+"""
+
+_SYSCTL = """\
+# Prefer RAM over swap; swap is there to survive a spike, not to run in.
+vm.swappiness = 10
+# Room for bursts of connections to nginx.
+net.core.somaxconn = 4096
+"""
+
+_NGINX_JSON_LOGROTATE = """\
+# nginx's own logrotate file covers *.log; the JSON access log needs its own.
+/var/log/nginx/*.json {
+    daily
+    rotate 14
+    missingok
+    notifempty
+    compress
+    delaycompress
+    create 0640 www-data adm
+    sharedscripts
+    postrotate
+        invoke-rc.d nginx rotate >/dev/null 2>&1 || true
+    endscript
+}
+"""
+
+_SETUP_SCRIPT = """\
+#!/bin/bash
+# Clipper app host setup: run once by cloud-init (runcmd) after the packages are installed and
+# every file is in place. Rendered by components/renderers/cloud_init.py. Safe to run again.
+# The last step writes {ready}: its presence means every step before it succeeded.
+set -euo pipefail
+
+step() {{ printf '==> clipper-host-setup: %s\\n' "$*"; }}
+
+step "kernel settings and journal limits"
+sysctl --quiet --system
+systemctl restart systemd-journald.service
+
+step "host firewall (ufw): deny inbound except the rules below"
+ufw default deny incoming
+ufw default allow outgoing
+{ufw_rules}
+ufw --force enable
+
+step "ssh: keys only, no root, only {deploy_user}"
+sshd -t
+systemctl try-reload-or-restart ssh.service
+
+step "services: docker, fail2ban, node_exporter, time sync, unattended upgrades"
+systemctl enable --now {services}
+systemctl restart fail2ban.service docker.service
+
+step "valkey tls tunnel"
+systemctl daemon-reload
+systemctl enable {tunnel}
+systemctl restart {tunnel}
+
+step "nginx"
+rm -f /etc/nginx/sites-enabled/default
+{edge_commands}
+nginx -t -q
+systemctl enable nginx.service
+systemctl reload-or-restart nginx.service
+
+step "ready"
+install -d -m 0755 {state_dir} {etc_dir}
+date -u +%Y-%m-%dT%H:%M:%SZ > {ready}.tmp
+mv {ready}.tmp {ready}
+"""
+
+_SERVICES = (
+    "docker.service",
+    "fail2ban.service",
+    "prometheus-node-exporter.service",
+    "chrony.service",
+    "unattended-upgrades.service",
+)
+
+
+def render_host_setup_script(settings: Settings, edge_commands: Sequence[str] = ()) -> str:
+    """The bash script cloud-init's runcmd runs last; `edge_commands` come from the edge
+    renderer (self-signed placeholder, certbot timer, first issuance attempt)."""
+    for command in edge_commands:
+        if "\n" in command:
+            raise ValueError(f"an edge command must be one line: {command!r}")
+    return _SETUP_SCRIPT.format(
+        ready=HOST_READY_FILE,
+        deploy_user=DEPLOY_USER,
+        ufw_rules="\n".join(rule.command() for rule in ufw_rules(settings)),
+        services=" ".join(_SERVICES),
+        tunnel=TUNNEL_SERVICE,
+        edge_commands="\n".join(edge_commands) or ": no edge commands",
+        state_dir=STATE_DIR,
+        etc_dir=ETC_DIR,
+    )
+
+
+def render_docker_daemon_config() -> str:
+    """/etc/docker/daemon.json: bounded container logs; containers survive a dockerd restart
+    (an unattended security upgrade of docker.io restarts the daemon)."""
+    config = {
+        "log-driver": "json-file",
+        "log-opts": {"max-size": "20m", "max-file": "5"},
+        "live-restore": True,
+    }
+    return json.dumps(config, indent=2) + "\n"
+
+
+class _LiteralDumper(yaml.SafeDumper):
+    """Multi-line strings as `|` blocks, so the user-data stays readable in `pulumi preview`."""
+
+
+def _str_presenter(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in data else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
+
+
+_LiteralDumper.add_representer(str, _str_presenter)
+
+
+def _write_file(file: HostFile, *, defer: bool = False) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "path": file.path,
+        "owner": file.owner,
+        "permissions": file.mode,
+        "content": file.content,
+    }
+    if defer:
+        entry["defer"] = True
+    return entry
+
+
+def _hardening_files(settings: Settings, edge_commands: Sequence[str]) -> list[HostFile]:
+    return [
+        HostFile(SSHD_HARDENING_FILE, _SSHD_HARDENING, "0644"),
+        HostFile(FAIL2BAN_JAIL_FILE, _FAIL2BAN_JAIL, "0644"),
+        HostFile(AUTO_UPGRADES_FILE, _AUTO_UPGRADES, "0644"),
+        HostFile(UNATTENDED_UPGRADES_FILE, _UNATTENDED_UPGRADES, "0644"),
+        HostFile(DOCKER_DAEMON_FILE, render_docker_daemon_config(), "0644"),
+        HostFile(JOURNALD_FILE, _JOURNALD, "0644"),
+        HostFile(SYSCTL_FILE, _SYSCTL, "0644"),
+        HostFile(NGINX_JSON_LOGROTATE_FILE, _NGINX_JSON_LOGROTATE, "0644"),
+        HostFile(SETUP_SCRIPT, render_host_setup_script(settings, edge_commands), "0755"),
+    ]
+
+
+def app_packages(settings: Settings) -> list[str]:
+    """Ubuntu packages every app host installs."""
+    extra = () if settings.uses_load_balancer else CERTBOT_PACKAGES
+    return [*BASE_PACKAGES, *extra]
+
+
+def render_app_user_data(
+    settings: Settings,
+    *,
+    deploy_public_key: str,
+    valkey_host: str,
+    valkey_port: int,
+    valkey_ca_certificate: str,
+    extra_files: Sequence[HostFile] = (),
+    extra_commands: Sequence[str] = (),
+) -> str:
+    """The `#cloud-config` user-data of an app droplet.
+
+    `deploy_public_key` is the DeployKey's public line; `valkey_*` are the cache cluster's private
+    host, port and CA certificate (none of them secret); `extra_files` (the edge's nginx site,
+    upstream include, certbot units) are written after the packages are installed, and
+    `extra_commands` run in the setup script before nginx is (re)started.
+    """
+    tunnel = TunnelEndpoints(
+        listen_port=settings.cache_tunnel_port, valkey_host=valkey_host, valkey_port=valkey_port
+    )
+    early = [
+        *_hardening_files(settings, extra_commands),
+        *valkey_tunnel_host_files(tunnel, valkey_ca_certificate),
+    ]
+    paths = [f.path for f in [*early, *extra_files]]
+    duplicates = sorted({p for p in paths if paths.count(p) > 1})
+    if duplicates:
+        raise ValueError(f"two host files claim the same path: {duplicates}")
+
+    document: dict[str, Any] = {
+        "timezone": "Etc/UTC",
+        "disable_root": True,
+        "ssh_pwauth": False,
+        "groups": ["docker"],
+        "users": [
+            {
+                "name": DEPLOY_USER,
+                "gecos": "Clipper deploys (Pulumi remote commands) and operators",
+                "shell": "/bin/bash",
+                "groups": ["docker"],
+                "lock_passwd": True,
+                # Remote commands write root-owned files and reload nginx; SSH is key-only and
+                # open only to the admin networks.
+                "sudo": "ALL=(ALL) NOPASSWD:ALL",
+                "ssh_authorized_keys": [deploy_public_key, *settings.ssh_admin_public_keys],
+            }
+        ],
+        "package_update": True,
+        "package_upgrade": True,
+        "packages": app_packages(settings),
+        "ntp": {"enabled": True, "ntp_client": "chrony"},
+        "write_files": [
+            *(_write_file(f) for f in early),
+            *(_write_file(f, defer=True) for f in extra_files),
+        ],
+        "runcmd": [[SETUP_SCRIPT]],
+        "final_message": "clipper app host: cloud-init finished after $UPTIME seconds",
+    }
+    if settings.app_swap_mb:
+        size = settings.app_swap_mb * 1024 * 1024
+        document["swap"] = {"filename": SWAP_FILE, "size": size, "maxsize": size}
+
+    text = "#cloud-config\n" + yaml.dump(
+        document, Dumper=_LiteralDumper, sort_keys=False, width=100, allow_unicode=True
+    )
+    for shape in _SECRET_SHAPES:
+        if shape.search(text):
+            raise ValueError(f"user-data would contain secret material ({shape.pattern})")
+    if len(text.encode()) > MAX_USER_DATA_BYTES:
+        raise ValueError(
+            f"user-data is {len(text.encode())} bytes; DigitalOcean allows {MAX_USER_DATA_BYTES}"
+        )
+    return text
