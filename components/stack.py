@@ -6,6 +6,7 @@ from __future__ import annotations
 import pulumi
 
 from components.alerts import Alerts, AlertsArgs
+from components.app_secrets import AppSecrets, AppSecretsArgs, PostgresLogin
 from components.app_servers import AppHostTags, AppHostTagsArgs, AppServers, AppServersArgs
 from components.cache import ManagedValkey, ManagedValkeyArgs
 from components.database import ManagedPostgres, ManagedPostgresArgs
@@ -15,6 +16,7 @@ from components.entry import Entry, EntryArgs
 from components.firewall import AppFirewall, AppFirewallArgs
 from components.host_files import HostFile
 from components.network import DigitalOceanProject, Network, NetworkArgs, ProjectArgs
+from components.release import AppHost, Release, ReleaseArgs
 from components.renderers.cloud_init import render_app_user_data
 from components.settings import Secrets, Settings, SettingsError, load_settings
 
@@ -95,11 +97,33 @@ def build_stack(settings: Settings, secrets: Secrets) -> dict[str, pulumi.Input[
             websocket_idle_seconds=s.websocket_read_timeout_seconds,
         ),
     )  # fmt: skip
-    AppFirewall(
+    firewall = AppFirewall(
         f"{env}-firewall",
         AppFirewallArgs(
             environment=env, droplet_tag=tags.role, admin_cidrs=tuple(s.admin_cidrs),
             vpc_ip_range=s.vpc_ip_range, load_balancer_id=entry.load_balancer_id,
+        ),
+    )  # fmt: skip
+    db = database
+    secret = AppSecrets(
+        f"{env}-app-secrets",
+        AppSecretsArgs(
+            settings=s, secrets=secrets, cache_password=cache.password,
+            app_database=PostgresLogin(
+                db.app_host, db.app_port, db.app_user, db.app_password, db.app_database
+            ),
+            admin_database=PostgresLogin(
+                db.host, db.port, db.admin_user, db.admin_password, db.database
+            ),
+        ),
+    )  # fmt: skip
+    release = Release(
+        f"{env}-release",
+        ReleaseArgs(
+            settings=s, ssh_private_key=deploy_key.private_key_openssh,
+            hosts=[AppHost(f"app-{n}", d.id, d.public_ipv4) for n, d in enumerate(app.droplets, 1)],
+            backend_env_file=secret.backend_env_file, db_admin_env_file=secret.db_admin_env_file,
+            env_sha256=secret.env_sha256, depends_on=(database, cache, firewall),
         ),
     )  # fmt: skip
     project_urns: list[pulumi.Input[str]] = [
@@ -135,6 +159,8 @@ def build_stack(settings: Settings, secrets: Secrets) -> dict[str, pulumi.Input[
         "cacheHost": cache.host,
         "databaseUri": database.app_uri,
         "cacheUri": cache.uri,
+        "releaseImages": release.images,
+        "releaseDeployLogs": release.deploy_logs,
     }
 
 
