@@ -409,6 +409,19 @@ def _cross_checks(s: Settings) -> list[str]:
             f"{PROJECT}:apiRateBurst/generalRateBurst = {s.api_rate_burst}/{s.general_rate_burst}:"
             " a burst below its rate rejects ordinary page loads; allowed: at least the rate"
         )
+    pool_limit = slugs.postgres_connection_limit(s.db_size) - slugs.POSTGRES_DIRECT_HEADROOM
+    if s.db_connection == "session-pool" and s.db_pool_size > pool_limit:
+        problems.append(
+            f"{PROJECT}:dbPoolSize = {s.db_pool_size}: dbSize {s.db_size} allows"
+            f" {slugs.postgres_connection_limit(s.db_size)} connections and"
+            f" {slugs.POSTGRES_DIRECT_HEADROOM} stay free for admin, migrations and monitoring;"
+            f" allowed: at most {pool_limit} (or a larger dbSize)"
+        )
+    if s.uses_load_balancer and not s.dns_manage_domain:
+        problems.append(
+            f'{PROJECT}:dnsManageDomain = false: edgeEntry "load-balancer" uses a DigitalOcean'
+            " Let's Encrypt certificate, which needs the domain in DigitalOcean DNS"
+        )
     return problems
 
 

@@ -39,6 +39,21 @@ DATABASE_SIZES: frozenset[str] = frozenset(
     }
 )  # fmt: skip
 
+# Memory of each database size; DigitalOcean's PostgreSQL connection limit follows from it
+# (DigitalOcean docs, "PostgreSQL limits": 25 connections per GiB of RAM, 3 of them reserved for
+# maintenance; e.g. 1 GiB: 22, 2 GiB: 47, 8 GiB: 197). Connection pools share that limit.
+DATABASE_MEMORY_GIB: dict[str, int] = {
+    size: int(size.rsplit("-", 1)[1].removesuffix("gb")) for size in DATABASE_SIZES
+}
+# Connections kept free of the app's pool: the admin (extensions), migrations, backups, metrics.
+POSTGRES_DIRECT_HEADROOM = 5
+
+
+def postgres_connection_limit(size: str) -> int:
+    """Connections a cluster of `size` accepts from users (all pools and direct clients)."""
+    return 25 * DATABASE_MEMORY_GIB[size] - 3
+
+
 # The app needs PostgreSQL 17 features (clipper-app.md); 16 is accepted for a staged upgrade.
 POSTGRES_VERSIONS: frozenset[str] = frozenset({"16", "17"})
 VALKEY_VERSIONS: frozenset[str] = frozenset({"8"})
