@@ -16,9 +16,12 @@ PACKAGES=(
   # monitoring config checks (promtool, amtool)
   prometheus
   prometheus-alertmanager
-  # cloud-init user-data schema checks
+  # cloud-init user-data schema checks, and the tools that read the files it writes
   cloud-init
   shellcheck
+  logrotate
+  fail2ban
+  python3-systemd
   # a real Docker engine and a registry-free base image
   docker.io
   debootstrap
@@ -106,7 +109,7 @@ log "apt-get install ${PACKAGES[*]}"
 log "verifying the binaries the tests call"
 for bin in nginx promtool amtool cloud-init shellcheck dockerd containerd debootstrap \
   /usr/sbin/sshd ssh ssh-keygen /usr/lib/postgresql/15/bin/initdb psql redis-server \
-  redis-cli stunnel4 wrk curl openssl ip; do
+  redis-cli stunnel4 wrk curl openssl ip logrotate fail2ban-client; do
   if ! command -v "${bin}" >/dev/null 2>&1; then
     echo "install-test-deps: ${bin} still missing after install" >&2
     exit 1
