@@ -1,0 +1,220 @@
+"""clipper-release's decisions, without Docker: colours, fingerprints, rollback targets,
+pruning, golang-migrate's output and deploy.json validation."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from components.renderers.deploy_config import render_deploy_config
+from tests.support.release_host import load_release_script, settings_for
+
+IMAGES = {
+    "backend": "ghcr.io/org/clipper/backend:v1.4.0",
+    "frontend": "ghcr.io/org/clipper/frontend:v1.4.0",
+    "migrations": "ghcr.io/org/clipper/migrations:v1.4.0",
+    "migrate": "migrate/migrate:v4.17.0@sha256:" + "a" * 64,
+}
+RUNTIME = {"backend_run_args": ["--network", "host"], "port_env": "PORT"}
+
+
+@pytest.fixture(scope="module")
+def script() -> ModuleType:
+    return load_release_script()
+
+
+@pytest.fixture(scope="module")
+def config(script: ModuleType) -> Any:
+    doc = json.loads(render_deploy_config(settings_for("staging")))
+    return script.parse_config(doc, Path("/etc/clipper/deploy.json"))
+
+
+# ------------------------------------------------------------------------------ colours
+
+
+def test_the_include_on_disk_names_the_active_colour(script: ModuleType, config: Any) -> None:
+    for color in ("blue", "green"):
+        text = config.colors[color].upstreams
+        assert script.color_of_include(text, config.colors) == color
+    assert script.color_of_include(None, config.colors) is None
+
+
+def test_a_hand_edited_include_is_still_recognised_by_its_port(
+    script: ModuleType, config: Any
+) -> None:
+    edited = "upstream clipper_backend { server 127.0.0.1:8082; }\n"
+    assert script.color_of_include(edited, config.colors) == "green"
+
+
+def test_an_include_pointing_nowhere_stops_the_deploy(script: ModuleType, config: Any) -> None:
+    with pytest.raises(script.ReleaseError, match="neither colour"):
+        script.color_of_include("upstream x { server 10.0.0.1:80; }\n", config.colors)
+
+
+@pytest.mark.parametrize(
+    ("disk", "ready", "active"),
+    [
+        ("blue", {"blue": True, "green": False}, "blue"),
+        ("blue", {"blue": True, "green": True}, "blue"),  # green still draining
+        ("green", {"blue": True, "green": False}, "blue"),  # a killed switch to a dead colour
+        ("green", {"blue": False, "green": False}, "green"),  # nothing serves: trust the disk
+        (None, {"blue": False, "green": False}, "blue"),  # the very first deploy
+        (None, {"blue": False, "green": True}, "green"),
+    ],
+)
+def test_the_active_colour_is_the_one_that_can_serve(
+    script: ModuleType, disk: str | None, ready: dict[str, bool], active: str
+) -> None:
+    assert script.choose_active(disk, ready) == active
+
+
+def test_the_idle_colour_is_the_other_one(script: ModuleType) -> None:
+    assert script.other_color("blue") == "green"
+    assert script.other_color("green") == "blue"
+
+
+# ------------------------------------------------------------------------------ releases
+
+
+def test_the_fingerprint_changes_with_any_image_the_env_or_the_container_options(
+    script: ModuleType,
+) -> None:
+    base = script.release_fingerprint(IMAGES, "e" * 64, RUNTIME)
+    assert base == script.release_fingerprint(dict(reversed(IMAGES.items())), "e" * 64, RUNTIME)
+    for key in IMAGES:
+        changed = {**IMAGES, key: IMAGES[key] + "-rc1"}
+        assert script.release_fingerprint(changed, "e" * 64, RUNTIME) != base
+    assert script.release_fingerprint(IMAGES, "f" * 64, RUNTIME) != base
+    assert script.release_fingerprint(IMAGES, "e" * 64, {**RUNTIME, "port_env": "X"}) != base
+
+
+def test_a_release_record_names_the_version_and_holds_no_secret(script: ModuleType) -> None:
+    env = {"DB_PASSWORD": "hunter2-very-secret", "MFA_ENCRYPTION_KEY": "k" * 32}
+    record = script.release_record(IMAGES, env, RUNTIME)
+    assert record["version"] == "v1.4.0"
+    assert record["id"].startswith("v1.4.0-") and len(record["id"]) == len("v1.4.0-") + 8
+    assert "hunter2" not in json.dumps(record)
+    assert record["env_sha256"] == script.env_digest(env)
+
+
+@pytest.mark.parametrize(
+    ("ref", "version"),
+    [
+        ("ghcr.io/org/backend:v1.2.3", "v1.2.3"),
+        ("registry.example.com:5000/org/backend:2026.03.1", "2026.03.1"),
+        ("ghcr.io/org/backend:v1@sha256:" + "b" * 64, "v1"),
+        ("ghcr.io/org/backend@sha256:" + "c" * 64, "sha256:cccccccccccc"),
+    ],
+)
+def test_the_version_shown_is_the_image_tag(script: ModuleType, ref: str, version: str) -> None:
+    assert script.image_version(ref) == version
+
+
+def _records(*ids: str) -> list[dict[str, Any]]:
+    return [{"id": rid, "images": {"backend": f"img:{rid}"}} for rid in ids]
+
+
+def test_rollback_goes_to_the_release_before_the_active_one(script: ModuleType) -> None:
+    releases = _records("r1", "r2", "r3")
+    assert script.rollback_target(releases, "r3")["id"] == "r2"
+    assert script.rollback_target(releases, "r2")["id"] == "r1"  # a second rollback walks back
+    assert script.rollback_target(releases, "r1") is None
+    assert script.rollback_target([], None) is None
+
+
+def test_pruning_keeps_the_active_release_and_the_newest_others(script: ModuleType) -> None:
+    releases = _records("r1", "r2", "r3", "r4", "r5")
+    kept, dropped = script.prune_releases(releases, "r5", 2)
+    assert [r["id"] for r in kept] == ["r3", "r4", "r5"]
+    assert [r["id"] for r in dropped] == ["r1", "r2"]
+    # After a rollback to r2 the active release is kept even though it is old.
+    kept, dropped = script.prune_releases(releases, "r2", 2)
+    assert [r["id"] for r in kept] == ["r2", "r4", "r5"]
+
+
+def test_pruning_never_removes_an_image_a_kept_release_uses(script: ModuleType) -> None:
+    dropped = [{"id": "old", "images": {"backend": "b:1", "migrate": "m@sha256:1"}}]
+    kept = [{"id": "new", "images": {"backend": "b:2", "migrate": "m@sha256:1"}}]
+    assert script.images_to_remove(dropped, kept) == ["b:1"]
+
+
+# ------------------------------------------------------------------------------ migrations
+
+
+def test_the_newest_migration_is_read_from_golang_migrate_file_names(script: ModuleType) -> None:
+    names = ["000001_a.up.sql", "000001_a.down.sql", "000012_b.up.sql", "README", ".keep"]
+    assert script.newest_migration(names) == 12
+    assert script.newest_migration([]) == 0
+
+
+@pytest.mark.parametrize(
+    ("output", "parsed"),
+    [("3\n", (3, False)), ("12 (dirty)\n", (12, True)), ("error: no migration\n", (None, False))],
+)
+def test_golang_migrates_version_output_is_understood(
+    script: ModuleType, output: str, parsed: tuple[int | None, bool]
+) -> None:
+    assert script.parse_migrate_version(output) == parsed
+
+
+def test_an_unreadable_schema_version_stops_the_deploy_with_migrates_words(
+    script: ModuleType,
+) -> None:
+    with pytest.raises(script.ReleaseError, match="failed to open database"):
+        script.parse_migrate_version("error: failed to open database: connection refused\n")
+
+
+def test_the_migrate_url_carries_no_password(script: ModuleType) -> None:
+    env = {
+        "DB_HOST": "db.internal",
+        "DB_PORT": "25061",
+        "DB_USER": "app user",
+        "DB_PASSWORD": "s3cret",
+        "DB_NAME": "clipper",
+        "DB_SSLMODE": "require",
+    }
+    url = script.migrate_database_url(env)
+    assert url == "postgres://app%20user@db.internal:25061/clipper?sslmode=require"
+    assert "s3cret" not in url
+
+
+# ------------------------------------------------------------------------------ deploy.json
+
+
+def test_the_rendered_deploy_config_is_what_the_script_reads(config: Any) -> None:
+    assert config.images["migrate"].startswith("migrate/migrate:v4.17.0@sha256:")
+    assert config.container("green", "backend") == "clipper-green-backend"
+    assert config.nginx_test == ["nginx", "-t", "-q"]
+    assert str(config.backend_env_file) == "/etc/clipper/backend.env"
+
+
+def test_an_unknown_schema_is_refused_before_anything_runs(script: ModuleType) -> None:
+    doc = json.loads(render_deploy_config(settings_for("staging")))
+    doc["schema"] = 2
+    with pytest.raises(script.ConfigError, match="schema 2"):
+        script.parse_config(doc, Path("deploy.json"))
+
+
+def test_a_missing_key_is_named(script: ModuleType) -> None:
+    doc = json.loads(render_deploy_config(settings_for("staging")))
+    del doc["paths"]["state_dir"]
+    with pytest.raises(script.ConfigError, match="'state_dir'"):
+        script.parse_config(doc, Path("deploy.json"))
+
+
+def test_the_lock_holder_is_described_with_who_what_and_since_when(script: ModuleType) -> None:
+    text = script.describe_holder(
+        {
+            "user": "alice",
+            "pid": 4242,
+            "host": "app-1",
+            "command": "clipper-release deploy",
+            "started_at": "2026-03-01T10:00:00Z",
+        }
+    )
+    for part in ("alice", "4242", "app-1", "clipper-release deploy", "2026-03-01T10:00:00Z"):
+        assert part in text
