@@ -85,8 +85,8 @@ def test_the_fingerprint_changes_with_any_image_the_env_or_the_container_options
 ) -> None:
     base = script.release_fingerprint(IMAGES, "e" * 64, RUNTIME)
     assert base == script.release_fingerprint(dict(reversed(IMAGES.items())), "e" * 64, RUNTIME)
-    for key in IMAGES:
-        changed = {**IMAGES, key: IMAGES[key] + "-rc1"}
+    for key, ref in IMAGES.items():
+        changed = {**IMAGES, key: ref + "-rc1"}
         assert script.release_fingerprint(changed, "e" * 64, RUNTIME) != base
     assert script.release_fingerprint(IMAGES, "f" * 64, RUNTIME) != base
     assert script.release_fingerprint(IMAGES, "e" * 64, {**RUNTIME, "port_env": "X"}) != base
