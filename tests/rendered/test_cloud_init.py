@@ -1,0 +1,386 @@
+"""The app droplets' cloud-init user-data, as the program declares it for each stack: valid for
+`cloud-init schema`, and each hardening step checked on its own, by the real tool that reads the
+file where there is one (sshd -T, fail2ban-client, apt-config, logrotate, systemd-analyze,
+shellcheck)."""
+
+from __future__ import annotations
+
+import ast
+import functools
+import json
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from components.host_files import HostFile
+from components.host_layout import DEPLOY_USER, HOST_READY_FILE, NODE_EXPORTER_PORT
+from components.offline.mocks import FAKE_CA_PEM
+from components.offline.runner import stack_config
+from components.renderers import cloud_init
+from components.renderers.valkey_tunnel import TUNNEL_CONFIG_FILE, TUNNEL_SERVICE, TUNNEL_UNIT_FILE
+from components.settings import Settings, parse_settings
+from tests.support.program import custom_run, plain, stack_run
+
+STACKS = ["staging", "production"]
+ADMIN = {"staging": ["203.0.113.0/24"], "production": ["203.0.113.0/24", "198.51.100.16/28"]}
+VPC = {"staging": "10.120.0.0/20", "production": "10.130.0.0/20"}
+
+
+@functools.cache
+def _text(stack: str) -> str:
+    droplet = stack_run(stack).of_type("digitalocean:index/droplet:Droplet")[0]
+    return str(plain(droplet.inputs["userData"]))
+
+
+def _doc(stack: str) -> dict[str, Any]:
+    return dict(yaml.safe_load(_text(stack)))
+
+
+def _file(stack: str, path: str) -> dict[str, Any]:
+    matches = [f for f in _doc(stack)["write_files"] if f["path"] == path]
+    assert len(matches) == 1, f"{path} is written {len(matches)} times"
+    return dict(matches[0])
+
+
+def _script(stack: str) -> str:
+    return str(_file(stack, cloud_init.SETUP_SCRIPT)["content"])
+
+
+def _run(args: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(args, capture_output=True, text=True, timeout=60, check=False, **kwargs)
+
+
+# ---------------------------------------------------------------- the document
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_user_data_passes_cloud_init_schema(stack: str, tmp_path: Path) -> None:
+    path = tmp_path / "user-data.yaml"
+    path.write_text(_text(stack))
+    result = _run(["cloud-init", "schema", "--config-file", str(path)])
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Valid cloud-config" in result.stdout
+
+
+def test_cloud_init_schema_catches_a_broken_document(tmp_path: Path) -> None:
+    # The check above is worth something only if the tool rejects a wrong type.
+    path = tmp_path / "user-data.yaml"
+    path.write_text(_text("staging").replace("ssh_pwauth: false", "ssh_pwauth: [maybe]"))
+    assert _run(["cloud-init", "schema", "--config-file", str(path)]).returncode != 0
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_only_keys_cloud_init_knows_are_used(stack: str) -> None:
+    # `cloud-init schema` accepts unknown top-level keys; a typo would be silently ignored.
+    known = {
+        "timezone", "disable_root", "ssh_pwauth", "groups", "users", "package_update",
+        "package_upgrade", "packages", "ntp", "write_files", "runcmd", "final_message", "swap",
+    }  # fmt: skip
+    assert set(_doc(stack)) <= known
+
+
+# ---------------------------------------------------------------- access
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_a_deploy_user_with_keys_docker_and_sudo_and_no_password(stack: str) -> None:
+    doc = _doc(stack)
+    (user,) = doc["users"]  # no distribution default user
+    assert user["name"] == DEPLOY_USER
+    assert user["lock_passwd"] is True and "passwd" not in user
+    assert user["groups"] == ["docker"]
+    assert "docker" in doc["groups"]  # exists before the docker.io package creates it
+    assert user["sudo"] == "ALL=(ALL) NOPASSWD:ALL"
+    assert all(k.startswith("ssh-ed25519 ") for k in user["ssh_authorized_keys"])
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_root_login_and_password_login_are_off(stack: str) -> None:
+    doc = _doc(stack)
+    assert doc["disable_root"] is True
+    assert doc["ssh_pwauth"] is False
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_sshd_takes_keys_only_no_root_and_only_the_deploy_user(stack: str, tmp_path: Path) -> None:
+    # Ubuntu's sshd_config includes sshd_config.d/*.conf first; a later drop-in (cloud-init's
+    # 50-cloud-init.conf, say) that loosens a setting must lose against ours.
+    dropins = tmp_path / "sshd_config.d"
+    dropins.mkdir()
+    (dropins / "00-clipper-hardening.conf").write_text(
+        _file(stack, cloud_init.SSHD_HARDENING_FILE)["content"]
+    )
+    (dropins / "50-cloud-init.conf").write_text("PasswordAuthentication yes\n")
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "hk")],
+                   check=True)  # fmt: skip
+    main = tmp_path / "sshd_config"
+    main.write_text(
+        f"Include {dropins}/*.conf\nHostKey {tmp_path / 'hk'}\nPermitRootLogin prohibit-password\n"
+    )
+    Path("/run/sshd").mkdir(exist_ok=True)
+    result = _run(["/usr/sbin/sshd", "-T", "-f", str(main)])
+    assert result.returncode == 0, result.stderr
+    effective = dict(line.split(" ", 1) for line in result.stdout.splitlines() if " " in line)
+    assert effective["passwordauthentication"] == "no"
+    assert effective["kbdinteractiveauthentication"] == "no"
+    assert effective["permitrootlogin"] == "no"
+    assert effective["allowusers"] == DEPLOY_USER
+    assert effective["authenticationmethods"] == "publickey"
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_fail2ban_bans_repeated_ssh_failures_from_the_journal(stack: str, tmp_path: Path) -> None:
+    config = tmp_path / "fail2ban"
+    subprocess.run(["cp", "-r", "/etc/fail2ban", str(config)], check=True)
+    (config / "jail.d" / "clipper-sshd.local").write_text(
+        _file(stack, cloud_init.FAIL2BAN_JAIL_FILE)["content"]
+    )
+    assert _run(["fail2ban-client", "-c", str(config), "-t"]).returncode == 0
+    dump = _run(["fail2ban-client", "-c", str(config), "-d"]).stdout
+    commands = [ast.literal_eval(line) for line in dump.splitlines() if line.startswith("[")]
+    assert ["add", "sshd", "systemd"] in commands
+    assert ["set", "sshd", "maxretry", 5] in commands
+    assert ["set", "sshd", "bantime", "1h"] in commands
+    assert ["set", "sshd", "findtime", "10m"] in commands
+    assert "fail2ban" in _doc(stack)["packages"] and "python3-systemd" in _doc(stack)["packages"]
+
+
+# ---------------------------------------------------------------- updates and time
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_unattended_upgrades_install_security_updates_daily(stack: str, tmp_path: Path) -> None:
+    def dump(path: str) -> str:
+        target = tmp_path / Path(path).name
+        target.write_text(_file(stack, path)["content"])
+        result = _run(["apt-config", "-c", str(target), "dump"])
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    periodic = dump(cloud_init.AUTO_UPGRADES_FILE)
+    assert 'APT::Periodic::Update-Package-Lists "1";' in periodic
+    assert 'APT::Periodic::Unattended-Upgrade "1";' in periodic
+    origins = dump(cloud_init.UNATTENDED_UPGRADES_FILE)
+    assert 'Allowed-Origins:: "${distro_id}:${distro_codename}-security";' in origins
+    assert "unattended-upgrades" in _doc(stack)["packages"]
+    assert _doc(stack)["package_upgrade"] is True
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_time_is_kept_by_chrony(stack: str) -> None:
+    assert _doc(stack)["ntp"] == {"enabled": True, "ntp_client": "chrony"}
+    assert "chrony.service" in _script(stack)
+
+
+# ---------------------------------------------------------------- host firewall
+
+
+def _ufw_allows(stack: str) -> list[str]:
+    return [line for line in _script(stack).splitlines() if line.startswith("ufw allow")]
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_ufw_denies_inbound_by_default_and_is_enabled(stack: str) -> None:
+    script = _script(stack)
+    assert "ufw default deny incoming\n" in script
+    assert script.index("ufw default deny incoming") < script.index("ufw --force enable")
+    assert "ufw" in _doc(stack)["packages"]
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_ufw_opens_ssh_only_to_the_admin_networks(stack: str) -> None:
+    ssh = [rule for rule in _ufw_allows(stack) if "port 22 " in rule]
+    assert [re.search(r"from (\S+)", rule)[1] for rule in ssh] == ADMIN[stack]  # type: ignore[index]
+
+
+def test_ufw_opens_the_web_to_everyone_on_the_reserved_ip_host() -> None:
+    web = [rule for rule in _ufw_allows("staging") if re.search(r"port (80|443) ", rule)]
+    assert len(web) == 2 and not any(" from " in rule for rule in web)
+
+
+def test_ufw_accepts_http_only_from_the_vpc_behind_the_load_balancer() -> None:
+    web = [rule for rule in _ufw_allows("production") if re.search(r"port (80|443) ", rule)]
+    assert web == [
+        f"ufw allow proto tcp from {VPC['production']} to any port 80"
+        " comment 'http from the load balancer (VPC)'"
+    ]
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_ufw_opens_node_exporter_only_to_the_vpc(stack: str) -> None:
+    rules = [rule for rule in _ufw_allows(stack) if f"port {NODE_EXPORTER_PORT} " in rule]
+    assert len(rules) == 1 and f"from {VPC[stack]} " in rules[0]
+    assert "prometheus-node-exporter" in _doc(stack)["packages"]
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_ufw_opens_nothing_else(stack: str) -> None:
+    ports = {int(re.search(r"port (\d+)", r)[1]) for r in _ufw_allows(stack)}  # type: ignore[index]
+    assert ports <= {22, 80, 443, NODE_EXPORTER_PORT}
+
+
+# ---------------------------------------------------------------- software and resources
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_docker_and_nginx_come_from_ubuntu_packages(stack: str) -> None:
+    packages = _doc(stack)["packages"]
+    assert "docker.io" in packages and "nginx" in packages
+    assert not any("docker-ce" in p for p in packages)
+    assert _doc(stack)["package_update"] is True
+
+
+def test_certbot_only_where_the_host_ends_tls() -> None:
+    assert "certbot" in _doc("staging")["packages"]
+    assert "certbot" not in _doc("production")["packages"]
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_a_swap_file_of_the_settings_size(stack: str) -> None:
+    swap = _doc(stack)["swap"]
+    assert swap == {"filename": "/swapfile", "size": 2048 * 1024 * 1024, "maxsize": 2048 * 1024**2}
+
+
+def test_no_swap_when_the_setting_is_zero() -> None:
+    run = custom_run("staging", overrides={"appSwapMb": "0"})
+    droplet = run.of_type("digitalocean:index/droplet:Droplet")[0]
+    assert "swap" not in yaml.safe_load(plain(droplet.inputs["userData"]))
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_docker_rotates_container_logs_and_keeps_containers_across_restarts(stack: str) -> None:
+    daemon = json.loads(_file(stack, cloud_init.DOCKER_DAEMON_FILE)["content"])
+    assert daemon["log-driver"] == "json-file"
+    assert daemon["log-opts"]["max-size"] and int(daemon["log-opts"]["max-file"]) >= 2
+    assert daemon["live-restore"] is True
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_journal_is_bounded(stack: str) -> None:
+    journald = _file(stack, cloud_init.JOURNALD_FILE)["content"]
+    assert journald.startswith("#") and "[Journal]\n" in journald
+    assert re.search(r"^SystemMaxUse=\d+[MG]$", journald, re.M)
+    assert "systemctl restart systemd-journald.service" in _script(stack)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_nginx_json_access_log_is_rotated(stack: str, tmp_path: Path) -> None:
+    config = tmp_path / "clipper-nginx-json"
+    config.write_text(_file(stack, cloud_init.NGINX_JSON_LOGROTATE_FILE)["content"])
+    result = _run(["logrotate", "-d", "-s", str(tmp_path / "state"), str(config)])
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "rotating pattern: /var/log/nginx/*.json  after 1 days (14 rotations)" in (
+        result.stdout + result.stderr
+    )
+
+
+# ---------------------------------------------------------------- the valkey tunnel
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_valkey_tunnel_is_installed_configured_and_supervised(stack: str) -> None:
+    assert "stunnel4" in _doc(stack)["packages"]
+    assert _file(stack, TUNNEL_CONFIG_FILE)["permissions"] == "0644"
+    unit = _file(stack, TUNNEL_UNIT_FILE)["content"]
+    assert "Restart=always" in unit
+    script = _script(stack)
+    assert f"systemctl enable {TUNNEL_SERVICE}" in script
+    assert script.index("systemctl daemon-reload") < script.index(
+        f"systemctl enable {TUNNEL_SERVICE}"
+    )
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_tunnel_unit_passes_systemd_analyze_verify(stack: str, tmp_path: Path) -> None:
+    unit = tmp_path / TUNNEL_SERVICE
+    unit.write_text(_file(stack, TUNNEL_UNIT_FILE)["content"])
+    result = _run(["systemd-analyze", "verify", "--man=no", str(unit)])
+    assert result.returncode == 0 and result.stderr.strip() == "", result.stderr
+
+
+# ---------------------------------------------------------------- the setup script
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_runcmd_runs_only_the_setup_script(stack: str) -> None:
+    assert _doc(stack)["runcmd"] == [[cloud_init.SETUP_SCRIPT]]
+    assert _file(stack, cloud_init.SETUP_SCRIPT)["permissions"] == "0755"
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_setup_script_passes_shellcheck(stack: str, tmp_path: Path) -> None:
+    script = tmp_path / "clipper-host-setup"
+    script.write_text(_script(stack))
+    result = _run(["shellcheck", "-f", "gcc", str(script)])
+    assert result.returncode == 0, result.stdout
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_setup_script_stops_at_the_first_failure_and_marks_ready_last(stack: str) -> None:
+    lines = [line for line in _script(stack).splitlines() if line and not line.startswith("#")]
+    assert lines[0] == "set -euo pipefail"
+    assert lines[-1] == f"mv {HOST_READY_FILE}.tmp {HOST_READY_FILE}"
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_setup_script_checks_sshd_before_reloading_it(stack: str) -> None:
+    script = _script(stack)
+    assert script.index("sshd -t") < script.index("systemctl try-reload-or-restart ssh.service")
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_nginx_starts_without_the_stock_default_site(stack: str) -> None:
+    script = _script(stack)
+    assert "rm -f /etc/nginx/sites-enabled/default" in script
+    assert script.index("nginx -t -q") < script.index("systemctl reload-or-restart nginx.service")
+
+
+def test_a_failing_step_leaves_no_ready_marker(tmp_path: Path) -> None:
+    # Run the real script with every external command stubbed to succeed (bash's
+    # command_not_found_handle, with only `date` and `mv` real), then with `sshd -t` failing.
+    ready = tmp_path / "host-ready"
+    (tmp_path / "setup").write_text(_script("staging").replace(HOST_READY_FILE, str(ready)))
+    stubs = tmp_path / "bin"
+    stubs.mkdir()
+    for real in ("date", "mv"):
+        (stubs / real).symlink_to(f"/bin/{real}")
+    (tmp_path / "bash_env").write_text(
+        "command_not_found_handle() { printf 'stub: %s\\n' \"$*\" >&2; return 0; }\n"
+    )
+    env = {"PATH": str(stubs), "BASH_ENV": str(tmp_path / "bash_env")}
+    ok = _run(["/bin/bash", str(tmp_path / "setup")], env=env)
+    assert ok.returncode == 0, ok.stderr
+    assert "stub: ufw --force enable" in ok.stderr
+    assert ready.exists()
+
+    ready.unlink()
+    (stubs / "sshd").write_text("#!/bin/sh\necho 'bad config' >&2\nexit 255\n")
+    (stubs / "sshd").chmod(0o755)
+    failed = _run(["/bin/bash", str(tmp_path / "setup")], env=env)
+    assert failed.returncode != 0
+    assert "bad config" in failed.stderr
+    assert not ready.exists()
+    assert "stub: nginx" not in failed.stderr  # nothing after the failed step ran
+
+
+def test_user_data_refuses_secret_material() -> None:
+    settings = _settings("staging")
+    with pytest.raises(ValueError, match="secret material"):
+        cloud_init.render_app_user_data(
+            settings,
+            deploy_public_key="ssh-ed25519 AAAA deploy",
+            valkey_host="private-cache.db.ondigitalocean.com",
+            valkey_port=25061,
+            valkey_ca_certificate=FAKE_CA_PEM,
+            extra_files=[HostFile("/etc/clipper/oops.env", "DB_PASSWORD=hunter2\n", "0600")],
+        )
+
+
+def _settings(stack: str) -> Settings:
+    config, secret_keys = stack_config(stack)
+    raw = {k.split(":", 1)[1]: v for k, v in config.items()}
+    return parse_settings(stack, raw, {k.split(":", 1)[1] for k in secret_keys})
