@@ -36,7 +36,8 @@ class Network(pulumi.ComponentResource):
             opts=child,
         )
         self.vpc_id = vpc.id
-        self.vpc_urn = vpc.urn
+        # DigitalOcean's URN (do:vpc:...), not Pulumi's `vpc.urn`.
+        self.vpc_urn = vpc.vpc_urn
         self.ip_range = vpc.ip_range
         self.register_outputs({"vpc_id": self.vpc_id, "ip_range": self.ip_range})
 
