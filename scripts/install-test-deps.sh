@@ -25,6 +25,8 @@ PACKAGES=(
   # a real Docker engine and a registry-free base image
   docker.io
   debootstrap
+  # a loopback image registry: the end-to-end release test pushes, pins by digest and pulls
+  docker-registry
   debian-archive-keyring
   gpgv
   tar
@@ -109,7 +111,7 @@ log "apt-get install ${PACKAGES[*]}"
 log "verifying the binaries the tests call"
 for bin in nginx promtool amtool cloud-init shellcheck dockerd containerd debootstrap \
   /usr/sbin/sshd ssh ssh-keygen /usr/lib/postgresql/15/bin/initdb psql redis-server \
-  redis-cli stunnel4 wrk curl openssl ip logrotate fail2ban-client; do
+  redis-cli stunnel4 wrk curl openssl ip logrotate fail2ban-client docker-registry; do
   if ! command -v "${bin}" >/dev/null 2>&1; then
     echo "install-test-deps: ${bin} still missing after install" >&2
     exit 1
