@@ -9,6 +9,7 @@ line, an environment or a plain output, while the env files' stdin is a secret.
 
 from __future__ import annotations
 
+import base64
 import json
 import stat
 import subprocess
@@ -376,3 +377,47 @@ def test_the_installer_refuses_a_relative_path() -> None:
     result = _install([{"path": "etc/clipper/x", "mode": "0600", "content": "X=1\n"}])
     assert result.returncode != 0
     assert "refusing" in result.stderr
+
+
+# ------------------------------------------------------------------------------ app secrets
+
+
+def _backend_env(run: ProgramRun) -> dict[str, str]:
+    files = json.loads(plain(_command(run, "app-1", "env").inputs["stdin"]))["files"]
+    text = next(f["content"] for f in files if f["path"] == host_layout.BACKEND_ENV_FILE)
+    values = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            values[key] = value
+    return values
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_mfa_key_is_32_random_bytes_kept_as_long_as_the_database(stack: str) -> None:
+    run = stack_run(stack)
+    mfa = run.named(f"{stack}-app-secrets-mfa-key")
+    assert mfa.type == "random:index/randomBytes:RandomBytes"
+    assert plain(mfa.inputs["length"]) == 32
+    assert is_secret(mfa.outputs["base64"])
+    # Losing the key locks every user out of MFA: it lives as long as the data it unlocks.
+    assert mfa.protect == (stack == "production")
+    key = _backend_env(run)["MFA_ENCRYPTION_KEY"]
+    assert len(base64.b64decode(key)) == 32
+
+
+def test_a_jwt_key_pair_is_generated_when_none_is_set(staging_with_secrets: ProgramRun) -> None:
+    key = staging_with_secrets.named("staging-app-secrets-jwt-key")
+    assert (plain(key.inputs["algorithm"]), plain(key.inputs["rsaBits"])) == ("RSA", 2048)
+    env = _backend_env(staging_with_secrets)
+    assert plain(key.outputs["privateKeyPem"]).replace("\n", "\\n") in env["JWT_PRIVATE_KEY"]
+
+
+def test_jwt_keys_set_in_config_are_used_with_unix_line_ends() -> None:
+    private = "-----BEGIN PRIVATE KEY-----\r\nconfigured-private\r\n-----END PRIVATE KEY-----\r\n"
+    public = "-----BEGIN PUBLIC KEY-----\r\nconfigured-public\r\n-----END PUBLIC KEY-----\r\n"
+    run = _staging(jwtPrivateKey=private, jwtPublicKey=public)
+    assert not [r for r in run.registrations if r.name.endswith("app-secrets-jwt-key")]
+    env = _backend_env(run)
+    assert env["JWT_PRIVATE_KEY"] == '"' + private.replace("\r\n", "\\n") + '"'
+    assert env["JWT_PUBLIC_KEY"] == '"' + public.replace("\r\n", "\\n") + '"'
