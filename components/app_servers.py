@@ -9,6 +9,9 @@ import pulumi_digitalocean as do
 
 from components.host_files import role_tag
 
+# Droplet inputs that only matter when a droplet is built; changing one replaces the droplet.
+BUILD_INPUTS: tuple[str, ...] = ("user_data", "image", "ssh_keys")
+
 
 @dataclass(frozen=True)
 class AppHostTagsArgs:
@@ -84,9 +87,11 @@ class AppServers(pulumi.ComponentResource):
     - `tag`: the role tag `clipper-<env>-app` (an output of its Tag resource);
     - `droplet_urns`, `private_ipv4s`, `public_ipv4s`: lists of outputs.
 
-    Changing the user-data replaces a droplet only when `replace_on_user_data_change` is set;
-    otherwise `ignore_changes=["user_data"]` keeps running droplets and new ones get the new
-    user-data.
+    The inputs a droplet is built from (user-data, image, account SSH keys) force a replacement
+    when they change, and Pulumi would replace every droplet at once. So they replace droplets
+    only when `replace_on_user_data_change` is set; otherwise they are `ignore_changes` (the
+    running droplets stay, a new droplet is built from the new inputs) and operators roll the
+    droplets one at a time (README, "Roll the app droplets").
     """
 
     droplets: list[AppDroplet]
@@ -109,7 +114,7 @@ class AppServers(pulumi.ComponentResource):
             if args.backups
             else None
         )
-        ignore = [] if args.replace_on_user_data_change else ["user_data"]
+        ignore = [] if args.replace_on_user_data_change else list(BUILD_INPUTS)
 
         self.droplets = []
         for number in range(1, args.count + 1):

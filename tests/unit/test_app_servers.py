@@ -112,10 +112,11 @@ def test_staging_droplets_have_no_backups() -> None:
 # ---------------------------------------------------------------- user-data changes
 
 
-def test_production_droplets_ignore_user_data_changes() -> None:
-    # A cloud-init change must not silently replace a production droplet (README: rolling).
+def test_production_droplets_ignore_changes_of_what_they_were_built_from() -> None:
+    # A cloud-init (or image, or account key) change must not silently replace every production
+    # droplet at once; operators roll them one at a time (README).
     for droplet in _droplets(stack_run("production")):
-        assert droplet.ignore_changes == ("userData",)
+        assert droplet.ignore_changes == ("userData", "image", "sshKeys")
 
 
 def test_staging_droplets_are_replaced_when_their_user_data_changes() -> None:
@@ -127,7 +128,7 @@ def test_staging_droplets_are_replaced_when_their_user_data_changes() -> None:
 def test_the_replacement_rule_follows_the_setting_not_the_stack() -> None:
     staging = custom_run("staging", overrides={"appReplaceOnUserDataChange": "false"})
     production = custom_run("production", overrides={"appReplaceOnUserDataChange": "true"})
-    assert _droplets(staging)[0].ignore_changes == ("userData",)
+    assert _droplets(staging)[0].ignore_changes == ("userData", "image", "sshKeys")
     assert all(d.ignore_changes == () for d in _droplets(production))
 
 
