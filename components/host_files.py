@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-ROLES: tuple[str, ...] = ("app",)
+ROLES: tuple[str, ...] = ("app", "monitoring")
 _ROLE_TAG = re.compile(r"^clipper-(?P<environment>[a-z0-9]+)-(?P<role>[a-z]+)$")
 
 
