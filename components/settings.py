@@ -141,6 +141,16 @@ def _digest_pinned_image(value: str) -> str:
     return value
 
 
+def _optional_email(value: str) -> str:
+    return _email(value) if value else value
+
+
+def _smarthost(value: str) -> str:
+    if not re.match(r"^[a-z0-9.-]+\.[a-z]{2,63}:[0-9]{1,5}$", value):
+        raise ValueError("allowed: an SMTP relay as host:port, such as smtp.sendgrid.net:587")
+    return value
+
+
 def _https_origin(value: str) -> str:
     if not re.match(r"^https://[a-z0-9.-]+(:[0-9]{1,5})?$", value):
         raise ValueError(
@@ -308,6 +318,36 @@ class Settings(BaseModel):
     alert_cpu_percent: int = Field(ge=1, le=100, description="CPU alert threshold, %.")
     alert_memory_percent: int = Field(ge=1, le=100, description="Memory alert threshold, %.")
     alert_disk_percent: int = Field(ge=1, le=100, description="Disk-used alert threshold, %.")
+    alert_smtp_smarthost: Annotated[str, AfterValidator(_smarthost)] = Field(
+        description="SMTP relay (host:port, STARTTLS) that Alertmanager sends alert email through."
+    )
+    alert_smtp_from: Annotated[str, AfterValidator(_optional_email)] = Field(
+        description="Sender of alert email; empty means alerts@<domain>."
+    )
+    alert_smtp_username: str = Field(
+        min_length=1, description="SMTP user name (password: secret alertSmtpPassword)."
+    )
+
+    # --- self-hosted monitoring (components/monitoring.py)
+    monitoring_enabled: bool = Field(
+        description="Run the monitoring droplet: Prometheus, Alertmanager, Grafana, Loki, probes."
+    )
+    monitoring_size: DropletSize = Field(description="Droplet size slug of the monitoring host.")
+    monitoring_volume_gb: int = Field(
+        ge=10, le=16000, description="GiB of the volume that keeps metrics and logs."
+    )
+    metrics_retention_days: int = Field(ge=1, le=3650, description="Days Prometheus keeps metrics.")
+    log_retention_days: int = Field(ge=1, le=3650, description="Days Loki keeps logs.")
+    image_prometheus: PinnedImage = Field(description="Prometheus image, pinned by version.")
+    image_alertmanager: PinnedImage = Field(description="Alertmanager image, pinned by version.")
+    image_grafana: PinnedImage = Field(description="Grafana image, pinned by version.")
+    image_loki: PinnedImage = Field(description="Loki image, pinned by version.")
+    image_promtail: PinnedImage = Field(
+        description="Promtail image (log shipper on each app host), pinned by version."
+    )
+    image_blackbox_exporter: PinnedImage = Field(
+        description="blackbox_exporter image (HTTPS and TLS probes), pinned by version."
+    )
 
     # ------------------------------------------------------------------ derived values
 
@@ -331,6 +371,10 @@ class Settings(BaseModel):
     def uses_load_balancer(self) -> bool:
         return self.edge_entry == "load-balancer"
 
+    @property
+    def effective_alert_smtp_from(self) -> str:
+        return self.alert_smtp_from or f"alerts@{self.domain}"
+
 
 # Secret settings: set with `pulumi config set --secret KEY VALUE -s STACK`. Value: required?
 SECRET_KEYS: dict[str, bool] = {
@@ -344,6 +388,7 @@ SECRET_KEYS: dict[str, bool] = {
     "sentryDsn": False,
     "opensearchPassword": False,
     "alertSlackWebhookUrl": False,  # required when alertSlackChannel is set
+    "alertSmtpPassword": False,  # required when monitoringEnabled is true
 }
 
 
@@ -483,6 +528,11 @@ def parse_settings(
                 f'{PROJECT}:alertSlackChannel = "{settings.alert_slack_channel}": needs the'
                 f" secret: run `pulumi config set --secret alertSlackWebhookUrl <url> -s {stack}`"
             )
+        if settings.monitoring_enabled and "alertSmtpPassword" not in present:
+            problems.append(
+                f"{PROJECT}:monitoringEnabled = true: Alertmanager needs the SMTP password: run"
+                f" `pulumi config set --secret alertSmtpPassword <password> -s {stack}`"
+            )
     if problems:
         raise SettingsError(stack, problems)
     assert settings is not None
@@ -503,6 +553,7 @@ class Secrets:
     sentry_dsn: pulumi.Output[str] | None
     opensearch_password: pulumi.Output[str] | None
     alert_slack_webhook_url: pulumi.Output[str] | None
+    alert_smtp_password: pulumi.Output[str] | None = None
 
 
 def _runtime_config() -> tuple[dict[str, Any], set[str]]:
@@ -546,5 +597,6 @@ def load_settings() -> tuple[Settings, Secrets]:
         sentry_dsn=optional("sentryDsn"),
         opensearch_password=optional("opensearchPassword"),
         alert_slack_webhook_url=optional("alertSlackWebhookUrl"),
+        alert_smtp_password=optional("alertSmtpPassword"),
     )
     return settings, secrets

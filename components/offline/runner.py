@@ -78,6 +78,8 @@ def stack_config(
         channel = config.get(f"{PROJECT}:alertSlackChannel", "")
         if channel:
             secrets["alertSlackWebhookUrl"] = placeholder_secret("alertSlackWebhookUrl")
+        if config.get(f"{PROJECT}:monitoringEnabled", "true") == "true":
+            secrets["alertSmtpPassword"] = placeholder_secret("alertSmtpPassword")
     for key, value in secrets.items():
         full = f"{PROJECT}:{key}"
         config[full] = value

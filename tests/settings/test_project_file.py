@@ -63,6 +63,8 @@ def test_the_defaults_are_valid_settings_on_their_own() -> None:
         imageBackend="ghcr.io/o/backend:v1", imageFrontend="ghcr.io/o/frontend:v1",
         imageMigrations="ghcr.io/o/migrations:v1", alertEmails=["ops@example.com"],
     )  # fmt: skip
-    settings = parse_settings("staging", raw, secret_keys_set={"twitchClientSecret"})
+    settings = parse_settings(
+        "staging", raw, secret_keys_set={"twitchClientSecret", "alertSmtpPassword"}
+    )
     assert settings.db_protect is True, "the secure default protects the database"
     assert settings.csp_mode == "report-only"
