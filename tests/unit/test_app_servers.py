@@ -13,6 +13,7 @@ from components.host_layout import VALKEY_CA_FILE
 from components.offline.mocks import FAKE_CA_PEM, Registration
 from components.offline.runner import ProgramRun
 from components.renderers.valkey_tunnel import TUNNEL_CONFIG_FILE
+from components.settings import SECRET_KEYS
 from tests.support.program import custom_run, plain, stack_run
 
 DROPLET = "digitalocean:index/droplet:Droplet"
@@ -20,17 +21,12 @@ CLUSTER = "digitalocean:index/databaseCluster:DatabaseCluster"
 PRIVATE_KEY = "tls:index/privateKey:PrivateKey"
 STACKS = ["staging", "production"]
 
-# Distinctive values for every secret setting: none may reach user-data.
-PLANTED_SECRETS = {
-    "twitchClientSecret": "planted-twitch-secret-0b5e",
-    "jwtPrivateKey": "-----BEGIN PRIVATE KEY-----\nplanted-jwt-private-7c1d\n-----END PRIVATE KEY-----",  # noqa: E501
-    "jwtPublicKey": "-----BEGIN PUBLIC KEY-----\nplanted-jwt-public-7c1d\n-----END PUBLIC KEY-----",
-    "stripeSecretKey": "planted-stripe-key-4a2f",
-    "stripeWebhookSecret": "planted-stripe-webhook-9e3b",
-    "sendgridApiKey": "planted-sendgrid-8d6c",
-    "openaiApiKey": "planted-openai-1f0a",
+# Distinctive values for every secret setting (new secret keys are covered automatically): none
+# may reach user-data.
+PLANTED_SECRETS = {key: f"planted-{key}-0b5e7c1d" for key in SECRET_KEYS} | {
+    "jwtPrivateKey": "-----BEGIN PRIVATE KEY-----\nplanted-jwt-private\n-----END PRIVATE KEY-----",
+    "jwtPublicKey": "-----BEGIN PUBLIC KEY-----\nplanted-jwt-public\n-----END PUBLIC KEY-----",
     "sentryDsn": "https://planted-sentry-5b7e@sentry.example.com/1",
-    "opensearchPassword": "planted-opensearch-2c4d",
     "alertSlackWebhookUrl": "https://hooks.slack.example.com/planted-slack-6e8f",
 }
 
