@@ -51,7 +51,7 @@ from tests.support import (
     wait_for_port,
     wait_until,
 )
-from tests.support.program import custom_run, plain
+from tests.support.program import custom_run, default_secrets, plain
 from tests.support.release_host import ReleaseImages
 
 pytestmark = [pytest.mark.host, pytest.mark.slow]
@@ -62,6 +62,17 @@ HOST = "app-1"
 STEPS = ("ready", "scripts-install", "env-install", "deploy")
 TWITCH_SECRET = "e2e-twitch-client-secret-0123456789"
 PG_EXTENSION_DIR = Path("/usr/share/postgresql/15/extension")
+# The containers a deploy with the real deploy.json makes (prefix "clipper"); other tests'
+# hosts use their own prefixes, so only these names are ours to remove.
+DEPLOY_CONTAINERS = (
+    *(
+        f"clipper-{color}-{role}"
+        for color in host_layout.COLORS
+        for role in ("backend", "frontend")
+    ),
+    "clipper-migrate",
+    "clipper-migrations-copy",
+)
 
 # What a droplet has that the Debian base image lacks (Ubuntu's cloud-init installs the rest).
 _APP_HOST_DOCKERFILE = """\
@@ -272,9 +283,11 @@ class World:
 
     def program(self, twitch_secret: str) -> ProgramRun:
         """The same stack with another Twitch client secret (`pulumi config set --secret`)."""
-        return custom_run(
-            "staging", overrides=self.overrides, secrets={"twitchClientSecret": twitch_secret}
-        )
+        secrets = {
+            **default_secrets("staging", self.overrides),
+            "twitchClientSecret": twitch_secret,
+        }
+        return custom_run("staging", overrides=self.overrides, secrets=secrets)
 
 
 def _env_values(stdin: str, path: str) -> dict[str, str]:
@@ -300,7 +313,8 @@ def world(registry_release: RegistryRelease, tls_postgres: PostgresServer) -> It
         "dbConnection": "direct",
         "releaseDrainSeconds": "2",
     }
-    run = custom_run("staging", overrides=overrides, secrets={"twitchClientSecret": TWITCH_SECRET})
+    secrets = {**default_secrets("staging", overrides), "twitchClientSecret": TWITCH_SECRET}
+    run = custom_run("staging", overrides=overrides, secrets=secrets)
     env_stdin = plain(_step(run, "env-install").inputs["stdin"])
     app = _env_values(env_stdin, host_layout.BACKEND_ENV_FILE)
     admin = _env_values(env_stdin, host_layout.DB_ADMIN_ENV_FILE)
@@ -408,6 +422,8 @@ def droplet(
         ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(keys / "id")], check=True
     )
     name = f"clipper-e2e-droplet-{os.getpid()}"
+    # Left by a crashed run, they would look like a live colour to the deploy.
+    _docker(docker_engine, "rm", "-f", *DEPLOY_CONTAINERS, check=False)
     ssh_port, http_port = free_port(), free_port()
     _docker(
         docker_engine, "run", "-d", "--name", name, "--network", "host",
@@ -441,8 +457,7 @@ def droplet(
         yield droplet
     finally:
         # The app containers belong to the engine, not to the droplet container: remove both.
-        names = _docker(docker_engine, "ps", "-aq", "--filter", "name=^clipper-", check=False)
-        _docker(docker_engine, "rm", "-f", *names.stdout.split(), check=False)
+        _docker(docker_engine, "rm", "-f", name, *DEPLOY_CONTAINERS, check=False)
         subprocess.run(["rm", "-rf", str(keys)], check=False)
 
 

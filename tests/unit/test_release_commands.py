@@ -20,10 +20,18 @@ from typing import Any
 import pytest
 
 from components import host_layout
+from components.host_files import role_of
 from components.offline.render import host_files
 from components.offline.runner import ProgramRun
 from components.remote_files import INSTALLER, bundle
-from tests.support.program import contains_text, custom_run, is_secret, plain, stack_run
+from tests.support.program import (
+    contains_text,
+    custom_run,
+    default_secrets,
+    is_secret,
+    plain,
+    stack_run,
+)
 
 COMMAND = "command:remote:Command"
 REMOTE_FILES = "clipper:host:RemoteFiles"
@@ -42,7 +50,8 @@ TEST_SECRETS = {
 
 
 def _staging(overrides: dict[str, Any] | None = None, **secrets: str) -> ProgramRun:
-    return custom_run("staging", overrides=overrides, secrets={**TEST_SECRETS, **secrets})
+    secrets = {**default_secrets("staging", overrides), **TEST_SECRETS, **secrets}
+    return custom_run("staging", overrides=overrides, secrets=secrets)
 
 
 @pytest.fixture(scope="module")
@@ -64,6 +73,11 @@ def _command(run: ProgramRun, host: str, step: str) -> Any:
     if step in ("scripts", "env"):
         return run.named(f"{env}-release-{host}-{step}-install")
     return run.named(f"{env}-release-{host}-{step}")
+
+
+def _app_droplets(run: ProgramRun) -> list[Any]:
+    droplets = run.of_type("digitalocean:index/droplet:Droplet")
+    return [d for d in droplets if role_of(list(plain(d.inputs.get("tags")) or [])) == "app"]
 
 
 def _secret_strings(run: ProgramRun, extra: dict[str, str]) -> set[str]:
@@ -96,9 +110,8 @@ def _secret_strings(run: ProgramRun, extra: dict[str, str]) -> set[str]:
 @pytest.mark.parametrize("stack", STACKS)
 def test_every_app_host_gets_ready_scripts_env_and_deploy(stack: str) -> None:
     run = stack_run(stack)
-    droplets = run.of_type("digitalocean:index/droplet:Droplet")
     hosts = _host_names(run)
-    assert len(hosts) == len(droplets) >= 1
+    assert len(hosts) == len(_app_droplets(run)) >= 1
     for host in hosts:
         for step in ("ready", "scripts", "env", "deploy"):
             assert _command(run, host, step).type == COMMAND
@@ -145,16 +158,15 @@ def test_commands_connect_as_deploy_with_the_deploy_key_to_each_droplet(stack: s
     run = stack_run(stack)
     key = run.of_type("tls:index/privateKey:PrivateKey")
     deploy_key = next(r for r in key if r.name.endswith("deploy-key-key"))
-    droplets = run.of_type("digitalocean:index/droplet:Droplet")
-    addresses = [d.outputs["ipv4Address"] for d in droplets]
-    for index, host in enumerate(_host_names(run)):
+    addresses = {d.name.rsplit("-", 1)[1]: d.outputs["ipv4Address"] for d in _app_droplets(run)}
+    for host in _host_names(run):
         for step in ("ready", "scripts", "env", "deploy"):
             connection = _command(run, host, step).inputs["connection"]
             # The key is secret (the whole connection object carries the marker).
             assert is_secret(connection) or is_secret(connection["privateKey"])
             conn = plain(connection)
             assert conn["user"] == host_layout.DEPLOY_USER
-            assert conn["host"] == addresses[index]
+            assert conn["host"] == addresses[host.rsplit("-", 1)[1]]
             assert conn["privateKey"] == plain(deploy_key.outputs["privateKeyOpenssh"])
 
 
