@@ -18,12 +18,13 @@ from components.host_files import HostFile
 from components.network import DigitalOceanProject, Network, NetworkArgs, ProjectArgs
 from components.release import AppHost, Release, ReleaseArgs
 from components.renderers.cloud_init import render_app_user_data
+from components.renderers.edge import edge_bootstrap_commands, edge_host_files
 from components.settings import Secrets, Settings, SettingsError, load_settings
 
 
 def _edge_host_files(settings: Settings) -> tuple[list[HostFile], list[str]]:
-    """The edge's files and bootstrap commands for cloud-init (none until the edge lands)."""
-    return [], []
+    """The edge's files and bootstrap commands for cloud-init (components/renderers/edge.py)."""
+    return edge_host_files(settings), edge_bootstrap_commands(settings)
 
 
 def _app_user_data(

@@ -270,7 +270,7 @@ def _app_locations(settings: Settings, snippet: str) -> list[str]:
     return lines[:-1]
 
 
-def _common_server_lines(settings: Settings, access_log: str) -> list[str]:
+def _common_server_lines(settings: Settings, access_log: str, https_suffix: str) -> list[str]:
     lines = [
         "server_tokens off;",
         f"access_log {access_log} clipper_json;",
@@ -304,6 +304,8 @@ def _common_server_lines(settings: Settings, access_log: str) -> list[str]:
         "",
         '# Set per location: which upstream answered ("" for nginx itself).',
         'set $clipper_route "";',
+        "",
+        *_www_redirect(settings, https_suffix),
     ]
     return lines
 
@@ -346,6 +348,15 @@ log_format clipper_json escape=json '{{"time":"$time_iso8601","request_id":"$cli
 """
 
 
+def _www_redirect(settings: Settings, https_suffix: str) -> list[str]:
+    # DNS publishes www; the site itself lives on the apex only.
+    return [
+        f"if ($host = www.{settings.domain}) {{",
+        f"    return 301 https://{settings.domain}{https_suffix}$request_uri;",
+        "}",
+    ]
+
+
 def render_nginx_site(
     settings: Settings, *, root: str = "/", binding: SiteBinding | None = None
 ) -> str:
@@ -357,7 +368,11 @@ def render_nginx_site(
     binding = binding or SiteBinding()
     snippet = under_root(NGINX_PROXY_SNIPPET, root)
     access_log = under_root(NGINX_ACCESS_LOG, root)
-    common = _common_server_lines(settings, access_log)
+    # Behind the load balancer browsers always use :443 (the LB's); tests move nginx's own port.
+    https_suffix = (
+        "" if settings.uses_load_balancer or binding.https_port == 443 else f":{binding.https_port}"
+    )
+    common = _common_server_lines(settings, access_log, https_suffix)
     locations = _app_locations(settings, snippet)
     header = (
         f"# Clipper site for {settings.domain}, entry: {settings.edge_entry}.\n"
@@ -370,7 +385,7 @@ def render_nginx_site(
             "server {",
             _indent(_listen(binding, binding.http_port, "proxy_protocol default_server", False), 1),
             # Any Host: the load balancer's health checks use the droplet's address.
-            f"    server_name {settings.domain} _;",
+            f"    server_name {settings.domain} www.{settings.domain} _;",
             "",
             "    # The client address in the PROXY header is believed from the VPC only.",
             f"    set_real_ip_from {settings.vpc_ip_range};",
@@ -384,7 +399,6 @@ def render_nginx_site(
         return header + _http_context(settings, root) + "\n" + "\n".join(server) + "\n"
 
     cert = certificate_paths(settings.domain, root)
-    https_suffix = "" if binding.https_port == 443 else f":{binding.https_port}"
     redirect = [
         "# Plain http: the ACME challenge (certbot's webroot), everything else to https.",
         "server {",
@@ -410,7 +424,7 @@ def render_nginx_site(
         _indent(
             _listen(binding, binding.https_port, "ssl http2 default_server", settings.app_ipv6), 1
         ),
-        f"    server_name {settings.domain};",
+        f"    server_name {settings.domain} www.{settings.domain};",
         "",
         "    # certbot's lineage (a self-signed placeholder until the first issuance).",
         f"    ssl_certificate {cert.fullchain};",

@@ -116,7 +116,8 @@ umask 077
 tmp=$(mktemp -d "${{LE_DIR}}/live/.placeholder.XXXXXX")
 trap 'rm -rf "${{tmp}}"' EXIT
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \\
-  -days {PLACEHOLDER_DAYS} -subj "/CN=${{DOMAIN}}" -addext "subjectAltName=DNS:${{DOMAIN}}" \\
+  -days {PLACEHOLDER_DAYS} -subj "/CN=${{DOMAIN}}" \\
+  -addext "subjectAltName=DNS:${{DOMAIN}},DNS:www.${{DOMAIN}}" \\
   -keyout "${{tmp}}/privkey.pem" -out "${{tmp}}/fullchain.pem" 2>/dev/null
 cp "${{tmp}}/fullchain.pem" "${{tmp}}/chain.pem"
 cp "${{tmp}}/fullchain.pem" "${{tmp}}/cert.pem"
@@ -157,7 +158,6 @@ readonly RENEWAL_CONF={cert.renewal_conf}
 readonly PARKED=${{LE_DIR}}/clipper-placeholder-parked
 readonly WEBROOT={under_root(ACME_WEBROOT, root)}
 readonly CHALLENGE_DIR=${{WEBROOT}}/.well-known/acme-challenge
-readonly PROBE_BASE=http://${{DOMAIN}}{port}/.well-known/acme-challenge
 readonly HOOK={under_root(RELOAD_HOOK, root)}
 readonly EX_TEMPFAIL={EX_TEMPFAIL}
 
@@ -182,15 +182,30 @@ if [[ -e ${{RENEWAL_CONF}} ]]; then
   exit 0
 fi
 
-# Does http://DOMAIN/ reach this nginx? The same path Let's Encrypt will fetch, with a token only
+# Does http://NAME/ reach this nginx? The same path Let's Encrypt will fetch, with a token only
 # this run knows. A failed probe costs nothing; a failed validation counts against the limits.
 install -d -m 0755 "${{CHALLENGE_DIR}}"
 token=clipper-probe-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \\n')
 printf '%s' "${{token}}" >"${{CHALLENGE_DIR}}/${{token}}"
 chmod 0644 "${{CHALLENGE_DIR}}/${{token}}"
-answer=$(curl --silent --max-time 10 --max-redirs 0 "${{PROBE_BASE}}/${{token}}" || true)
+reaches_here() {{
+  local answer
+  answer=$(curl --silent --max-time 10 --max-redirs 0 \\
+    "http://$1{port}/.well-known/acme-challenge/${{token}}" || true)
+  [[ ${{answer}} == "${{token}}" ]]
+}}
+names=()
+if reaches_here "${{DOMAIN}}"; then
+  names+=(--domain "${{DOMAIN}}")
+  # www is in the certificate when its DNS points here too (nginx redirects it to the apex).
+  if reaches_here "www.${{DOMAIN}}"; then
+    names+=(--domain "www.${{DOMAIN}}")
+  else
+    log "www.${{DOMAIN}} does not reach this host; the certificate covers ${{DOMAIN}} only"
+  fi
+fi
 rm -f "${{CHALLENGE_DIR}}/${{token}}"
-if [[ ${{answer}} != "${{token}}" ]]; then
+if [[ ${{#names[@]}} -eq 0 ]]; then
   log "http://${{DOMAIN}}/ does not reach this host yet (DNS or firewall); retrying later"
   exit "${{EX_TEMPFAIL}}"
 fi
@@ -208,7 +223,7 @@ fi
 
 status=0
 certbot certonly --non-interactive --agree-tos --no-eff-email --email "${{EMAIL}}" \\
-  --webroot --webroot-path "${{WEBROOT}}" --domain "${{DOMAIN}}" --cert-name "${{DOMAIN}}" \\
+  --webroot --webroot-path "${{WEBROOT}}" "${{names[@]}}" --cert-name "${{DOMAIN}}" \\
   --key-type ecdsa --deploy-hook "${{HOOK}}" \\
   --config-dir "${{LE_DIR}}" --work-dir {under_root(LETSENCRYPT_WORK_DIR, root)} \\
   --logs-dir {under_root(LETSENCRYPT_LOGS_DIR, root)} || status=$?

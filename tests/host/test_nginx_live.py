@@ -120,6 +120,15 @@ def test_the_acme_challenge_is_served_over_plain_http_from_the_webroot(staging: 
     assert staging.request("/.well-known/acme-challenge/missing", tls=False).status == 404
 
 
+def test_www_is_redirected_to_the_apex_domain(staging: EdgeSite) -> None:
+    domain, port = staging.settings.domain, staging.binding.https_port
+    # The placeholder (like the issued certificate) covers www too.
+    reply = staging.request("/clips/abc?x=1", host=f"www.{domain}")
+    assert reply.status == 301
+    assert reply.header("Location") == f"https://{domain}:{port}/clips/abc?x=1"
+    assert_security_headers(reply, staging.settings)
+
+
 @pytest.mark.parametrize(
     "path",
     [
@@ -460,6 +469,11 @@ def test_behind_the_load_balancer_the_proxy_protocol_address_is_the_client(
         send_ws_frame(sock, b"hi", mask=True)
         assert read_ws_frame(sock) == "blue:hi"
     assert site.log_entry(path="/api/v1/clips")["client"] == "198.51.100.23"
+    www = site.request("/clips/abc", host=f"www.{site.settings.domain}")
+    assert (www.status, www.header("Location")) == (
+        301,
+        f"https://{site.settings.domain}/clips/abc",
+    )
 
 
 def test_behind_the_load_balancer_limits_apply_per_proxied_client(make_site: SiteMaker) -> None:

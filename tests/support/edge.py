@@ -417,6 +417,7 @@ class EdgeSite:
     def connection(
         self,
         *,
+        host: str | None = None,
         tls: bool = True,
         proxy_line: str | None = None,
         source: str | None = None,
@@ -424,7 +425,7 @@ class EdgeSite:
     ) -> http.client.HTTPConnection:
         port = self.binding.https_port if tls else self.binding.http_port
         return _LoopbackConnection(
-            self.settings.domain,
+            host or self.settings.domain,
             port,
             tls=self.tls_context() if tls else None,
             proxy_line=proxy_line,
@@ -442,6 +443,7 @@ class EdgeSite:
         tls: bool | None = None,
         proxy_line: str | None = None,
         conn: http.client.HTTPConnection | None = None,
+        host: str | None = None,
     ) -> Reply:
         """One request; TLS unless the site is behind the load balancer (then PROXY + http)."""
         if tls is None:
@@ -449,7 +451,7 @@ class EdgeSite:
         if proxy_line is None and self.settings.uses_load_balancer and not tls:
             proxy_line = proxy_protocol_line("198.51.100.23")
         own = conn is None
-        connection = conn or self.connection(tls=tls, proxy_line=proxy_line)
+        connection = conn or self.connection(host=host, tls=tls, proxy_line=proxy_line)
         try:
             connection.request(method, path, body=body, headers=dict(headers or {}))
             response = connection.getresponse()
