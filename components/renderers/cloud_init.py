@@ -1,4 +1,10 @@
-"""Cloud-init user-data of an app droplet: hardens the host and prepares it for releases.
+"""Cloud-init user-data of the stack's droplets: hardens a host and prepares it for its role.
+
+`render_host_user_data` is what every host gets (the deploy user, SSH, fail2ban, unattended
+upgrades, ufw, Docker, node_exporter, time sync, swap, log limits); `render_app_user_data` adds
+what an app host needs (nginx and the edge files, the Valkey TLS tunnel, psql). Another role
+(the monitoring host) calls `render_host_user_data` with its own firewall rules, packages,
+files and commands.
 
 What it does, in cloud-init's own order:
 - init stage: the `deploy` user (admin keys + the Pulumi deploy key, docker group, passwordless
@@ -63,7 +69,6 @@ MAX_USER_DATA_BYTES = 64 * 1024
 
 BASE_PACKAGES: tuple[str, ...] = (
     "docker.io",  # Docker engine from Ubuntu's archive (security updates via unattended-upgrades)
-    "nginx",
     "fail2ban",
     "python3-systemd",  # fail2ban's journal backend
     "ufw",
@@ -71,9 +76,12 @@ BASE_PACKAGES: tuple[str, ...] = (
     "prometheus-node-exporter",
     "chrony",
     "logrotate",
-    "postgresql-client",  # the release script creates extensions with psql
     "ca-certificates",
     "curl",
+)
+APP_PACKAGES: tuple[str, ...] = (
+    "nginx",
+    "postgresql-client",  # the release script creates extensions with psql
     *TUNNEL_PACKAGES,
 )
 # certbot only where the host ends TLS itself (no load balancer in front).
@@ -103,23 +111,29 @@ class UfwRule:
         )
 
 
+def base_ufw_rules(settings: Settings) -> list[UfwRule]:
+    """Every host: SSH from the admin networks, node_exporter from the VPC."""
+    return [
+        *(UfwRule(22, cidr, "ssh from an admin network") for cidr in settings.admin_cidrs),
+        UfwRule(NODE_EXPORTER_PORT, settings.vpc_ip_range, "node_exporter from the VPC"),
+    ]
+
+
 def ufw_rules(settings: Settings) -> list[UfwRule]:
-    """The host firewall: SSH from the admin networks, web from the internet (or, behind the
-    load balancer, HTTP from the VPC only), node_exporter from the VPC. Everything else is
-    denied inbound."""
-    rules = [UfwRule(22, cidr, "ssh from an admin network") for cidr in settings.admin_cidrs]
+    """An app host's firewall: the base rules, and web from the internet (or, behind the load
+    balancer, HTTP from the VPC only). Everything else is denied inbound."""
+    rules = base_ufw_rules(settings)
     if settings.uses_load_balancer:
         # TLS ends at the load balancer, which reaches nginx on :80 over the VPC.
         rules.append(UfwRule(80, settings.vpc_ip_range, "http from the load balancer (VPC)"))
     else:
         rules.append(UfwRule(80, "any", "http (ACME and redirect to https)"))
         rules.append(UfwRule(443, "any", "https"))
-    rules.append(UfwRule(NODE_EXPORTER_PORT, settings.vpc_ip_range, "node_exporter from the VPC"))
     return rules
 
 
 _SSHD_HARDENING = f"""\
-# Clipper app host SSH policy. sshd uses the first value it reads for each keyword, and this
+# Clipper host SSH policy. sshd uses the first value it reads for each keyword, and this
 # file sorts first in sshd_config.d, so nothing later can loosen it.
 PasswordAuthentication no
 KbdInteractiveAuthentication no
@@ -198,7 +212,7 @@ _NGINX_JSON_LOGROTATE = """\
 
 _SETUP_SCRIPT = """\
 #!/bin/bash
-# Clipper app host setup: run once by cloud-init (runcmd) after the packages are installed and
+# Clipper host setup: run once by cloud-init (runcmd) after the packages are installed and
 # every file is in place. Rendered by components/renderers/cloud_init.py. Safe to run again.
 # The last step writes {ready}: its presence means every step before it succeeded.
 set -euo pipefail
@@ -220,20 +234,11 @@ sshd -t
 systemctl try-reload-or-restart ssh.service
 
 step "services: docker, fail2ban, node_exporter, time sync, unattended upgrades"
+systemctl daemon-reload
 systemctl enable --now {services}
 systemctl restart fail2ban.service docker.service
 
-step "valkey tls tunnel"
-systemctl daemon-reload
-systemctl enable {tunnel}
-systemctl restart {tunnel}
-
-step "nginx"
-rm -f /etc/nginx/sites-enabled/default
-{edge_commands}
-nginx -t -q
-systemctl enable nginx.service
-systemctl reload-or-restart nginx.service
+{role_commands}
 
 step "ready"
 install -d -m 0755 {state_dir} {etc_dir}
@@ -250,22 +255,38 @@ _SERVICES = (
 )
 
 
-def render_host_setup_script(settings: Settings, edge_commands: Sequence[str] = ()) -> str:
-    """The bash script cloud-init's runcmd runs last; `edge_commands` come from the edge
-    renderer (self-signed placeholder, certbot timer, first issuance attempt)."""
-    for command in edge_commands:
+def render_host_setup_script(firewall: Sequence[UfwRule], role_commands: Sequence[str] = ()) -> str:
+    """The bash script cloud-init's runcmd runs last: the steps every host takes, then
+    `role_commands` (one shell line each; `step "..."` prints a heading), then the ready marker."""
+    for command in role_commands:
         if "\n" in command:
-            raise ValueError(f"an edge command must be one line: {command!r}")
+            raise ValueError(f"a setup command must be one line: {command!r}")
     return _SETUP_SCRIPT.format(
         ready=HOST_READY_FILE,
         deploy_user=DEPLOY_USER,
-        ufw_rules="\n".join(rule.command() for rule in ufw_rules(settings)),
+        ufw_rules="\n".join(rule.command() for rule in firewall),
         services=" ".join(_SERVICES),
-        tunnel=TUNNEL_SERVICE,
-        edge_commands="\n".join(edge_commands) or ": no edge commands",
+        role_commands="\n".join(role_commands) or ": no role commands",
         state_dir=STATE_DIR,
         etc_dir=ETC_DIR,
     )
+
+
+def app_setup_commands(edge_commands: Sequence[str] = ()) -> list[str]:
+    """An app host's own setup steps: start the Valkey tunnel, then nginx with the edge's
+    bootstrap commands (removing the stock site, self-signed placeholder, certbot timers, first
+    issuance attempt)."""
+    return [
+        'step "valkey tls tunnel"',
+        f"systemctl enable {TUNNEL_SERVICE}",
+        f"systemctl restart {TUNNEL_SERVICE}",
+        "",
+        'step "nginx"',
+        *edge_commands,
+        "nginx -t -q",
+        "systemctl enable nginx.service",
+        "systemctl reload-or-restart nginx.service",
+    ]
 
 
 def render_docker_daemon_config() -> str:
@@ -303,7 +324,7 @@ def _write_file(file: HostFile, *, defer: bool = False) -> dict[str, Any]:
     return entry
 
 
-def _hardening_files(settings: Settings, edge_commands: Sequence[str]) -> list[HostFile]:
+def _base_files(firewall: Sequence[UfwRule], role_commands: Sequence[str]) -> list[HostFile]:
     return [
         HostFile(SSHD_HARDENING_FILE, _SSHD_HARDENING, "0644"),
         HostFile(FAIL2BAN_JAIL_FILE, _FAIL2BAN_JAIL, "0644"),
@@ -312,15 +333,83 @@ def _hardening_files(settings: Settings, edge_commands: Sequence[str]) -> list[H
         HostFile(DOCKER_DAEMON_FILE, render_docker_daemon_config(), "0644"),
         HostFile(JOURNALD_FILE, _JOURNALD, "0644"),
         HostFile(SYSCTL_FILE, _SYSCTL, "0644"),
-        HostFile(NGINX_JSON_LOGROTATE_FILE, _NGINX_JSON_LOGROTATE, "0644"),
-        HostFile(SETUP_SCRIPT, render_host_setup_script(settings, edge_commands), "0755"),
+        HostFile(SETUP_SCRIPT, render_host_setup_script(firewall, role_commands), "0755"),
     ]
 
 
 def app_packages(settings: Settings) -> list[str]:
-    """Ubuntu packages every app host installs."""
+    """Ubuntu packages an app host installs on top of BASE_PACKAGES."""
     extra = () if settings.uses_load_balancer else CERTBOT_PACKAGES
-    return [*BASE_PACKAGES, *extra]
+    return [*APP_PACKAGES, *extra]
+
+
+def render_host_user_data(
+    settings: Settings,
+    *,
+    deploy_public_key: str,
+    firewall: Sequence[UfwRule],
+    packages: Sequence[str] = (),
+    files: Sequence[HostFile] = (),
+    deferred_files: Sequence[HostFile] = (),
+    setup_commands: Sequence[str] = (),
+) -> str:
+    """The `#cloud-config` user-data of any Clipper host.
+
+    `firewall` is the complete ufw allow list (see `base_ufw_rules`); `packages` come on top of
+    BASE_PACKAGES; `files` are written before the packages are installed, `deferred_files` after
+    (for files of a package whose service must not start with them first); `setup_commands` run
+    at the end of the setup script, before the ready marker. No argument may carry a secret.
+    """
+    early = [*_base_files(firewall, setup_commands), *files]
+    paths = [f.path for f in [*early, *deferred_files]]
+    duplicates = sorted({p for p in paths if paths.count(p) > 1})
+    if duplicates:
+        raise ValueError(f"two host files claim the same path: {duplicates}")
+
+    document: dict[str, Any] = {
+        "timezone": "Etc/UTC",
+        "disable_root": True,
+        "ssh_pwauth": False,
+        "groups": ["docker"],
+        "users": [
+            {
+                "name": DEPLOY_USER,
+                "gecos": "Clipper deploys (Pulumi remote commands) and operators",
+                "shell": "/bin/bash",
+                "groups": ["docker"],
+                "lock_passwd": True,
+                # Remote commands write root-owned files and reload services; SSH is key-only
+                # and open only to the admin networks.
+                "sudo": "ALL=(ALL) NOPASSWD:ALL",
+                "ssh_authorized_keys": [deploy_public_key, *settings.ssh_admin_public_keys],
+            }
+        ],
+        "package_update": True,
+        "package_upgrade": True,
+        "packages": list(dict.fromkeys([*BASE_PACKAGES, *packages])),
+        "ntp": {"enabled": True, "ntp_client": "chrony"},
+        "write_files": [
+            *(_write_file(f) for f in early),
+            *(_write_file(f, defer=True) for f in deferred_files),
+        ],
+        "runcmd": [[SETUP_SCRIPT]],
+        "final_message": "clipper host: cloud-init finished after $UPTIME seconds",
+    }
+    if settings.app_swap_mb:
+        size = settings.app_swap_mb * 1024 * 1024
+        document["swap"] = {"filename": SWAP_FILE, "size": size, "maxsize": size}
+
+    text = "#cloud-config\n" + yaml.dump(
+        document, Dumper=_LiteralDumper, sort_keys=False, width=100, allow_unicode=True
+    )
+    for shape in _SECRET_SHAPES:
+        if shape.search(text):
+            raise ValueError(f"user-data would contain secret material ({shape.pattern})")
+    if len(text.encode()) > MAX_USER_DATA_BYTES:
+        raise ValueError(
+            f"user-data is {len(text.encode())} bytes; DigitalOcean allows {MAX_USER_DATA_BYTES}"
+        )
+    return text
 
 
 def render_app_user_data(
@@ -343,56 +432,15 @@ def render_app_user_data(
     tunnel = TunnelEndpoints(
         listen_port=settings.cache_tunnel_port, valkey_host=valkey_host, valkey_port=valkey_port
     )
-    early = [
-        *_hardening_files(settings, extra_commands),
-        *valkey_tunnel_host_files(tunnel, valkey_ca_certificate),
-    ]
-    paths = [f.path for f in [*early, *extra_files]]
-    duplicates = sorted({p for p in paths if paths.count(p) > 1})
-    if duplicates:
-        raise ValueError(f"two host files claim the same path: {duplicates}")
-
-    document: dict[str, Any] = {
-        "timezone": "Etc/UTC",
-        "disable_root": True,
-        "ssh_pwauth": False,
-        "groups": ["docker"],
-        "users": [
-            {
-                "name": DEPLOY_USER,
-                "gecos": "Clipper deploys (Pulumi remote commands) and operators",
-                "shell": "/bin/bash",
-                "groups": ["docker"],
-                "lock_passwd": True,
-                # Remote commands write root-owned files and reload nginx; SSH is key-only and
-                # open only to the admin networks.
-                "sudo": "ALL=(ALL) NOPASSWD:ALL",
-                "ssh_authorized_keys": [deploy_public_key, *settings.ssh_admin_public_keys],
-            }
+    return render_host_user_data(
+        settings,
+        deploy_public_key=deploy_public_key,
+        firewall=ufw_rules(settings),
+        packages=app_packages(settings),
+        files=[
+            *valkey_tunnel_host_files(tunnel, valkey_ca_certificate),
+            HostFile(NGINX_JSON_LOGROTATE_FILE, _NGINX_JSON_LOGROTATE, "0644"),
         ],
-        "package_update": True,
-        "package_upgrade": True,
-        "packages": app_packages(settings),
-        "ntp": {"enabled": True, "ntp_client": "chrony"},
-        "write_files": [
-            *(_write_file(f) for f in early),
-            *(_write_file(f, defer=True) for f in extra_files),
-        ],
-        "runcmd": [[SETUP_SCRIPT]],
-        "final_message": "clipper app host: cloud-init finished after $UPTIME seconds",
-    }
-    if settings.app_swap_mb:
-        size = settings.app_swap_mb * 1024 * 1024
-        document["swap"] = {"filename": SWAP_FILE, "size": size, "maxsize": size}
-
-    text = "#cloud-config\n" + yaml.dump(
-        document, Dumper=_LiteralDumper, sort_keys=False, width=100, allow_unicode=True
+        deferred_files=extra_files,
+        setup_commands=app_setup_commands(extra_commands),
     )
-    for shape in _SECRET_SHAPES:
-        if shape.search(text):
-            raise ValueError(f"user-data would contain secret material ({shape.pattern})")
-    if len(text.encode()) > MAX_USER_DATA_BYTES:
-        raise ValueError(
-            f"user-data is {len(text.encode())} bytes; DigitalOcean allows {MAX_USER_DATA_BYTES}"
-        )
-    return text

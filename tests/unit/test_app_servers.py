@@ -47,7 +47,7 @@ def _files(droplet: Registration) -> dict[str, str]:
 
 @pytest.mark.parametrize(("stack", "count"), [("staging", 1), ("production", 2)])
 def test_app_count_droplets_named_after_the_environment(stack: str, count: int) -> None:
-    names = [d.inputs["name"] for d in _droplets(stack_run(stack))]
+    names = sorted(d.inputs["name"] for d in _droplets(stack_run(stack)))
     assert names == [f"clipper-{stack}-app-{n}" for n in range(1, count + 1)]
 
 
