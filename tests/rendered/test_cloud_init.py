@@ -17,7 +17,12 @@ import pytest
 import yaml
 
 from components.host_files import HostFile
-from components.host_layout import DEPLOY_USER, HOST_READY_FILE, NODE_EXPORTER_PORT
+from components.host_layout import (
+    DEPLOY_USER,
+    HOST_READY_FILE,
+    NODE_EXPORTER_PORT,
+    PROMTAIL_METRICS_PORT,
+)
 from components.offline.mocks import FAKE_CA_PEM
 from components.offline.runner import stack_config
 from components.renderers import cloud_init
@@ -211,8 +216,9 @@ def test_ufw_accepts_http_only_from_the_vpc_behind_the_load_balancer() -> None:
 
 
 @pytest.mark.parametrize("stack", STACKS)
-def test_ufw_opens_node_exporter_only_to_the_vpc(stack: str) -> None:
-    rules = [rule for rule in _ufw_allows(stack) if f"port {NODE_EXPORTER_PORT} " in rule]
+@pytest.mark.parametrize("port", [NODE_EXPORTER_PORT, PROMTAIL_METRICS_PORT])
+def test_ufw_opens_the_exporters_only_to_the_vpc(stack: str, port: int) -> None:
+    rules = [rule for rule in _ufw_allows(stack) if f"port {port} " in rule]
     assert len(rules) == 1 and f"from {VPC[stack]} " in rules[0]
     assert "prometheus-node-exporter" in _doc(stack)["packages"]
 
@@ -220,7 +226,7 @@ def test_ufw_opens_node_exporter_only_to_the_vpc(stack: str) -> None:
 @pytest.mark.parametrize("stack", STACKS)
 def test_ufw_opens_nothing_else(stack: str) -> None:
     ports = {int(re.search(r"port (\d+)", r)[1]) for r in _ufw_allows(stack)}  # type: ignore[index]
-    assert ports <= {22, 80, 443, NODE_EXPORTER_PORT}
+    assert ports <= {22, 80, 443, NODE_EXPORTER_PORT, PROMTAIL_METRICS_PORT}
 
 
 # ---------------------------------------------------------------- software and resources

@@ -6,8 +6,9 @@ from typing import Any
 
 import pytest
 
+from components.firewall import EXPORTER_PORTS
 from components.host_files import role_tag
-from components.host_layout import NODE_EXPORTER_PORT
+from components.host_layout import NODE_EXPORTER_PORT, PROMTAIL_METRICS_PORT
 from components.offline.runner import ProgramRun
 from tests.support.program import plain, stack_run
 
@@ -84,8 +85,9 @@ def test_behind_the_load_balancer_only_it_reaches_port_80_and_443_is_closed() ->
 
 
 @pytest.mark.parametrize("stack", STACKS)
-def test_exporter_ports_are_reachable_only_from_the_vpc(stack: str) -> None:
-    exporter = [r for r in _inbound(stack_run(stack)) if NODE_EXPORTER_PORT in _ports(r)]
+@pytest.mark.parametrize("port", [NODE_EXPORTER_PORT, PROMTAIL_METRICS_PORT])
+def test_exporter_ports_are_reachable_only_from_the_vpc(stack: str, port: int) -> None:
+    exporter = [r for r in _inbound(stack_run(stack)) if port in _ports(r)]
     assert len(exporter) == 1
     assert exporter[0]["sourceAddresses"] == [VPC[stack]]
 
@@ -93,7 +95,7 @@ def test_exporter_ports_are_reachable_only_from_the_vpc(stack: str) -> None:
 @pytest.mark.parametrize("stack", STACKS)
 def test_every_inbound_rule_is_one_of_ssh_web_or_exporter(stack: str) -> None:
     ports = set().union(*(_ports(r) for r in _inbound(stack_run(stack))))
-    assert ports <= {22, 80, 443, NODE_EXPORTER_PORT}
+    assert ports <= {22, 80, 443, *EXPORTER_PORTS}
 
 
 @pytest.mark.parametrize("stack", STACKS)
