@@ -50,7 +50,8 @@ from components.renderers.env_file import (
 from components.settings import DATABASE_EXTENSIONS, PROJECT, Settings, parse_settings
 
 from .docker import DockerEngine, cache_dir, file_lock
-from .procs import ServiceError, free_port, log_tail, wait_until
+from .load import LoadGenerator
+from .procs import ServiceError, free_port, wait_until
 from .services import NginxServer, PostgresServer, RedisServer, nginx_main_conf
 
 __all__ = [
@@ -354,7 +355,13 @@ class AppHost:
                 tag = f"{ref.rsplit(':', 1)[0]}:{key}-{self.token}"
                 self._docker("tag", ref, tag)
                 self.tags[f"{group}:{key}"] = tag
-        self.tags["migrate"] = self.images.migrate
+        migrate = f"{self.images.migrate.rsplit(':', 1)[0]}:standin-{self.token}"
+        self._docker("tag", self.images.migrate, migrate)
+        self.tags["migrate"] = migrate
+
+    def retag(self) -> None:
+        """Put back this host's tags (a release prune may have removed some, as it should)."""
+        self._tag_images()
 
     def image(self, group: str, key: str) -> str:
         """This host's tag of a stand-in image, e.g. image("backend", "v2")."""
@@ -480,8 +487,16 @@ class AppHost:
         python = "/usr/bin/python3" if Path("/usr/bin/python3").exists() else sys.executable
         return [python, str(RELEASE_SCRIPT), *args]
 
+    def _check_images_are_local(self) -> None:
+        # No registry is reachable, and a test must never make dockerd try one: every image
+        # the script may need is tagged here first, or the test stops.
+        for ref in self.config["images"].values():
+            if not self.engine.image_exists(ref):
+                raise AssertionError(f"{ref} is not tagged locally; call retag() first")
+
     def release(self, *args: str, timeout: float = 180.0) -> subprocess.CompletedProcess[str]:
         """Run clipper-release to the end; stdout and stderr are kept apart."""
+        self._check_images_are_local()
         return subprocess.run(
             self.script_argv(*args),
             env=self.script_env(),
@@ -492,7 +507,15 @@ class AppHost:
         )
 
     def spawn(self, *args: str) -> ScriptRun:
+        """Start clipper-release in the background (stdout and stderr merged, read live)."""
+        self._check_images_are_local()
         return ScriptRun(self.script_argv(*args), self.script_env())
+
+    def load(self, threads: int = 4, max_seconds: float = 180.0) -> LoadGenerator:
+        """Steady load through nginx on both colours' paths: the API, readiness (PostgreSQL
+        and Redis), a slow request that is in flight during switches, and the SPA."""
+        paths = ["/api/v1/version", "/health/ready", "/api/v1/sleep?ms=150", "/"]
+        return LoadGenerator([self.url(p) for p in paths], threads=threads, max_seconds=max_seconds)
 
     def status(self) -> dict[str, Any]:
         proc = self.release("status", "--json")
@@ -546,5 +569,21 @@ class AppHost:
 
         return wait_until(serving, timeout=timeout)
 
-    def nginx_log(self) -> str:
-        return log_tail(self.root / "nginx" / "error.log", 30)
+    def wait_stable(self, version: str, timeout: float = 15.0, streak: int = 20) -> bool:
+        """Wait until `streak` requests in a row get `version`: nginx's workers from before
+        the last reload are gone (right after a first deploy they still proxy to nothing)."""
+        deadline = time.monotonic() + timeout
+        good = 0
+        while time.monotonic() < deadline:
+            status, headers, _ = self.get("/api/v1/version")
+            good = good + 1 if status == 200 and headers.get("X-Clipper-Version") == version else 0
+            if good >= streak:
+                return True
+            time.sleep(0.02)
+        return False
+
+    def nginx_errors(self) -> str:
+        """nginx's [error]/[crit] lines (why a request failed), for assertion messages."""
+        text = (self.root / "nginx" / "error.log").read_text(errors="replace")
+        wanted = ("[error]", "[crit]")
+        return "\n".join(line for line in text.splitlines() if any(w in line for w in wanted))

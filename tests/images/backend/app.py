@@ -172,6 +172,8 @@ def version(_: Handler) -> tuple[int, str, bytes]:
         {
             "version": VERSION,
             "env_fingerprint": env_fingerprint(),
+            # Per variable, so a test can name the one that did not arrive intact.
+            "env_sha256": {k: short_sha(os.environ[k]) for k in APP_VARIABLES if k in os.environ},
             "mfa_key_sha256": short_sha(os.environ.get("MFA_ENCRYPTION_KEY", "")),
             "jwt_public_key_sha256": short_sha(os.environ.get("JWT_PUBLIC_KEY", "")),
             "port": int(os.environ.get("PORT", "8080")),
