@@ -213,8 +213,9 @@ class Settings(BaseModel):
     )
     app_backup_hour: int = Field(description="UTC start hour of the backup window (0,4,...,20).")
     app_replace_on_user_data_change: bool = Field(
-        description="false: a cloud-init change leaves existing droplets alone (roll them by hand,"
-        " README); true: it replaces them on the next `pulumi up`."
+        description="false: a change of what droplets are built from (cloud-init, image, account"
+        " SSH keys) leaves existing droplets alone (roll them one at a time, README); true: it"
+        " replaces them on the next `pulumi up`."
     )
 
     # --- release
