@@ -64,6 +64,9 @@ class Handler(BaseHTTPRequestHandler):
     """Routes GET requests by path; marks the connection busy while a request runs."""
 
     protocol_version = "HTTP/1.1"
+    # Headers and body leave in two writes: without TCP_NODELAY, Nagle and delayed ACKs add
+    # 40 ms to every response on a kept-alive nginx upstream connection.
+    disable_nagle_algorithm = True
     server: GracefulServer
     routes: ClassVar[dict[str, Route]] = {}  # path -> route; "*" answers every other path
     extra_headers: ClassVar[dict[str, str]] = {}
