@@ -22,6 +22,11 @@ PACKAGES=(
   logrotate
   fail2ban
   python3-systemd
+  # systemd-analyze (verify the rendered units); certbot against Pebble, Let's Encrypt's
+  # ACME test server, for the edge's certificate issuance and renewal through live nginx
+  systemd
+  certbot
+  pebble
   # a real Docker engine and a registry-free base image
   docker.io
   debootstrap
@@ -111,7 +116,8 @@ log "apt-get install ${PACKAGES[*]}"
 log "verifying the binaries the tests call"
 for bin in nginx promtool amtool cloud-init shellcheck dockerd containerd debootstrap \
   /usr/sbin/sshd ssh ssh-keygen /usr/lib/postgresql/15/bin/initdb psql redis-server \
-  redis-cli stunnel4 wrk curl openssl ip logrotate fail2ban-client docker-registry; do
+  redis-cli stunnel4 wrk curl openssl ip logrotate fail2ban-client docker-registry \
+  systemd-analyze certbot pebble pebble-challtestsrv; do
   if ! command -v "${bin}" >/dev/null 2>&1; then
     echo "install-test-deps: ${bin} still missing after install" >&2
     exit 1
