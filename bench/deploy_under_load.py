@@ -1,6 +1,6 @@
 """Benchmark: a blue-green deploy and a rollback under steady load, on this machine.
 
-    .venv/bin/python bench/deploy_under_load.py [--threads 8] [--drain-seconds 1]
+    .venv/bin/python bench/deploy_under_load.py [--threads 16] [--drain-seconds 1]
 
 Sets up what the release tests use, from scratch if needed: the Debian packages
 (scripts/install-test-deps.sh when a tool is missing), a Docker engine with the registry-free
@@ -48,7 +48,7 @@ def switch_seconds(output: str, pattern: str) -> float | None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--threads", type=int, default=8, help="load threads (default 8)")
+    parser.add_argument("--threads", type=int, default=16, help="load threads (default 16)")
     parser.add_argument(
         "--drain-seconds", type=float, default=1.0, help="deploy.json drain_seconds (default 1)"
     )
