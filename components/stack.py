@@ -15,6 +15,13 @@ from components.dns import SiteDns, SiteDnsArgs
 from components.entry import Entry, EntryArgs
 from components.firewall import AppFirewall, AppFirewallArgs
 from components.host_files import HostFile
+from components.monitoring import (
+    MonitoredAppHost,
+    Monitoring,
+    MonitoringArgs,
+    MonitoringHostTag,
+    MonitoringHostTagArgs,
+)
 from components.network import DigitalOceanProject, Network, NetworkArgs, ProjectArgs
 from components.release import AppHost, Release, ReleaseArgs
 from components.renderers.cloud_init import render_app_user_data
@@ -53,6 +60,13 @@ def build_stack(settings: Settings, secrets: Secrets) -> dict[str, pulumi.Input[
         f"{env}-network", NetworkArgs(environment=env, region=s.region, ip_range=s.vpc_ip_range)
     )
     tags = AppHostTags(f"{env}-tags", AppHostTagsArgs(environment=env))
+    # The monitoring host probes and scrapes the data stores: their firewalls trust its tag.
+    monitoring_tag = (
+        MonitoringHostTag(f"{env}-monitoring-tag", MonitoringHostTagArgs(environment=env))
+        if s.monitoring_enabled
+        else None
+    )
+    data_store_clients = (tags.role, *((monitoring_tag.role,) if monitoring_tag else ()))
     deploy_key = DeployKey(f"{env}-deploy-key", DeployKeyArgs())
     database = ManagedPostgres(
         f"{env}-database",
@@ -60,7 +74,7 @@ def build_stack(settings: Settings, secrets: Secrets) -> dict[str, pulumi.Input[
             environment=env, region=s.region, version=s.db_version, size=s.db_size,
             node_count=s.db_node_count, vpc_id=network.vpc_id,
             maintenance_day=s.db_maintenance_day, maintenance_hour=s.db_maintenance_hour,
-            trusted_tags=(tags.role,), slow_query_ms=s.db_slow_query_ms,
+            trusted_tags=data_store_clients, slow_query_ms=s.db_slow_query_ms,
             connection=s.db_connection, pool_size=s.db_pool_size, protect=s.db_protect,
             read_replica=s.db_read_replica, read_replica_size=s.db_read_replica_size,
         ),
@@ -71,7 +85,7 @@ def build_stack(settings: Settings, secrets: Secrets) -> dict[str, pulumi.Input[
             environment=env, region=s.region, version=s.cache_version, size=s.cache_size,
             node_count=s.cache_node_count, vpc_id=network.vpc_id,
             maintenance_day=s.db_maintenance_day, maintenance_hour=s.db_maintenance_hour,
-            trusted_tags=(tags.role,), eviction_policy=s.cache_eviction_policy,
+            trusted_tags=data_store_clients, eviction_policy=s.cache_eviction_policy,
             persistence=s.cache_persistence, tunnel_port=s.cache_tunnel_port,
             protect=s.db_protect,
         ),
@@ -149,8 +163,34 @@ def build_stack(settings: Settings, secrets: Secrets) -> dict[str, pulumi.Input[
             slack_channel=s.alert_slack_channel, slack_webhook_url=secrets.alert_slack_webhook_url,
         ),
     )  # fmt: skip
+    outputs: dict[str, pulumi.Input[object]] = {}
+    if monitoring_tag is not None:
+        if secrets.alert_smtp_password is None:
+            raise SettingsError(env, ["alertSmtpPassword is required when monitoring is on"])
+        monitoring = Monitoring(
+            f"{env}-monitoring",
+            MonitoringArgs(
+                settings=s, vpc_id=network.vpc_id, tag=monitoring_tag,
+                environment_tag=tags.environment, app_tag=tags.role,
+                deploy_public_key=deploy_key.public_key_openssh,
+                ssh_private_key=deploy_key.private_key_openssh,
+                app_hosts=[
+                    MonitoredAppHost(f"app-{n}", d.name, d.id, d.public_ipv4, d.private_ipv4)
+                    for n, d in enumerate(app.droplets, 1)
+                ],
+                database=database, cache=cache, smtp_password=secrets.alert_smtp_password,
+                slack_webhook_url=secrets.alert_slack_webhook_url,
+            ),
+        )  # fmt: skip
+        project_urns += [monitoring.droplet_urn, monitoring.volume_urn]
+        outputs = {
+            "monitoringAddress": monitoring.public_ipv4,
+            "monitoringTunnel": monitoring.tunnel_command,
+            "grafanaAdminPassword": monitoring.grafana_admin_password,
+        }
     DigitalOceanProject(f"{env}-project", ProjectArgs(environment=env, resource_urns=project_urns))
     return {
+        **outputs,
         "vpcId": network.vpc_id,
         "siteUrl": s.site_url,
         "publicAddress": entry.ipv4,

@@ -136,6 +136,9 @@ class ClipperMocks(Mocks):
             out.update(
                 uuid=rid, state="verified", sha1Fingerprint=hashlib.sha1(name.encode()).hexdigest()
             )
+        elif typ == "digitalocean:index/volume:Volume":
+            out.update(urn=f"do:volume:{rid}", volumeUrn=f"do:volume:{rid}", dropletIds=[])
+            out["filesystemLabel"] = inputs.get("initialFilesystemLabel", "")
         elif typ == "random:index/randomBytes:RandomBytes":
             raw = hashlib.sha256(name.encode()).digest()[: int(inputs.get("length", 32))]
             out.update(base64=__import__("base64").b64encode(raw).decode(), hex=raw.hex())
@@ -155,6 +158,12 @@ class ClipperMocks(Mocks):
     def call(self, args: MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
         if args.token == "digitalocean:index/getDatabaseCa:getDatabaseCa":
             return {"id": args.args.get("clusterId", ""), "certificate": FAKE_CA_PEM}, []
+        if (
+            args.token
+            == "digitalocean:index/getDatabaseMetricsCredentials:getDatabaseMetricsCredentials"
+        ):
+            return {"id": "metrics", "username": "mock-metrics-user",
+                    "password": "mock-metrics-password-0451"}, []  # fmt: skip
         # The stock MockMonitor iterates the failures: an empty list, never None.
         return {}, []
 

@@ -28,7 +28,7 @@ from components.offline.runner import stack_config
 from components.renderers import cloud_init
 from components.renderers.valkey_tunnel import TUNNEL_CONFIG_FILE, TUNNEL_SERVICE, TUNNEL_UNIT_FILE
 from components.settings import Settings, parse_settings
-from tests.support.program import custom_run, plain, stack_run
+from tests.support.program import custom_run, of_role, plain, stack_run
 
 STACKS = ["staging", "production"]
 ADMIN = {"staging": ["203.0.113.0/24"], "production": ["203.0.113.0/24", "198.51.100.16/28"]}
@@ -37,7 +37,7 @@ VPC = {"staging": "10.120.0.0/20", "production": "10.130.0.0/20"}
 
 @functools.cache
 def _text(stack: str) -> str:
-    droplet = stack_run(stack).of_type("digitalocean:index/droplet:Droplet")[0]
+    droplet = of_role(stack_run(stack), "digitalocean:index/droplet:Droplet")[0]
     return str(plain(droplet.inputs["userData"]))
 
 
@@ -253,7 +253,7 @@ def test_a_swap_file_of_the_settings_size(stack: str) -> None:
 
 def test_no_swap_when_the_setting_is_zero() -> None:
     run = custom_run("staging", overrides={"appSwapMb": "0"})
-    droplet = run.of_type("digitalocean:index/droplet:Droplet")[0]
+    droplet = of_role(run, "digitalocean:index/droplet:Droplet")[0]
     assert "swap" not in yaml.safe_load(plain(droplet.inputs["userData"]))
 
 

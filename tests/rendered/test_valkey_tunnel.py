@@ -19,7 +19,7 @@ from components.renderers.valkey_tunnel import (
     valkey_tunnel_host_files,
 )
 from tests.support.procs import ServiceError, free_port
-from tests.support.program import plain, stack_run
+from tests.support.program import of_role, plain, stack_run
 from tests.support.stunnel import StunnelProcess
 from tests.support.tls import make_tls_files
 
@@ -28,7 +28,7 @@ CLUSTER = "digitalocean:index/databaseCluster:DatabaseCluster"
 
 
 def _shipped(stack: str) -> dict[str, str]:
-    droplet = stack_run(stack).of_type("digitalocean:index/droplet:Droplet")[0]
+    droplet = of_role(stack_run(stack), "digitalocean:index/droplet:Droplet")[0]
     files = yaml.safe_load(plain(droplet.inputs["userData"]))["write_files"]
     return {f["path"]: f["content"] for f in files}
 

@@ -8,6 +8,8 @@ from typing import Any
 
 from pulumi.runtime import rpc
 
+from components.host_files import role_of
+from components.offline.mocks import Registration
 from components.offline.runner import ProgramRun, run_program, stack_config
 
 
@@ -33,6 +35,12 @@ def default_secrets(stack: str, overrides: dict[str, Any] | None = None) -> dict
     test's own values over them so new required secrets do not break unrelated tests."""
     config, secret_keys = stack_config(stack, overrides=overrides)
     return {key.split(":", 1)[1]: config[key] for key in secret_keys}
+
+
+def of_role(run: ProgramRun, typ: str, role: str = "app") -> list[Registration]:
+    """Registrations of `typ` whose `tags` name host `role` (droplets, cloud firewalls): the
+    stack has app droplets and a monitoring droplet, each with its own firewall."""
+    return [r for r in run.of_type(typ) if role_of(list(plain(r.inputs.get("tags")) or [])) == role]
 
 
 def is_secret(value: Any) -> bool:

@@ -14,7 +14,7 @@ from components.offline.mocks import FAKE_CA_PEM, Registration
 from components.offline.runner import ProgramRun
 from components.renderers.valkey_tunnel import TUNNEL_CONFIG_FILE
 from components.settings import SECRET_KEYS
-from tests.support.program import custom_run, plain, stack_run
+from tests.support.program import custom_run, of_role, plain, stack_run
 
 DROPLET = "digitalocean:index/droplet:Droplet"
 CLUSTER = "digitalocean:index/databaseCluster:DatabaseCluster"
@@ -32,7 +32,7 @@ PLANTED_SECRETS = {key: f"planted-{key}-0b5e7c1d" for key in SECRET_KEYS} | {
 
 
 def _droplets(run: ProgramRun) -> list[Registration]:
-    return run.of_type(DROPLET)
+    return of_role(run, DROPLET)
 
 
 def _user_data(droplet: Registration) -> dict[str, Any]:

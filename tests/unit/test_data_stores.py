@@ -52,12 +52,14 @@ def test_database_is_postgresql_17_in_the_stack_vpc_with_a_maintenance_window(st
 
 
 @pytest.mark.parametrize("stack", STACKS)
-def test_database_and_cache_firewalls_trust_only_the_app_server_tag(stack: str) -> None:
+def test_database_and_cache_firewalls_trust_only_the_app_and_monitoring_tags(stack: str) -> None:
     run = stack_run(stack)
     firewalls = run.of_type(DB_FIREWALL)
     assert len(firewalls) == 2  # one per cluster
     for firewall in firewalls:
-        assert plain(firewall.inputs["rules"]) == [{"type": "tag", "value": role_tag(stack, "app")}]
+        assert plain(firewall.inputs["rules"]) == [
+            {"type": "tag", "value": role_tag(stack, role)} for role in ("app", "monitoring")
+        ]
 
 
 @pytest.mark.parametrize("stack", STACKS)

@@ -9,7 +9,7 @@ import pytest
 from components.host_files import role_tag
 from components.offline.runner import ProgramRun, stack_config
 from components.settings import PROJECT, SettingsError, parse_settings
-from tests.support.program import custom_run, plain, stack_run
+from tests.support.program import custom_run, of_role, plain, stack_run
 
 DROPLET = "digitalocean:index/droplet:Droplet"
 RESERVED_IP = "digitalocean:index/reservedIp:ReservedIp"
@@ -38,7 +38,7 @@ def test_staging_enters_through_a_reserved_ip_assigned_to_its_droplet() -> None:
     run = stack_run("staging")
     (reserved,) = run.of_type(RESERVED_IP)
     (assignment,) = run.of_type(ASSIGNMENT)
-    (droplet,) = run.of_type(DROPLET)
+    (droplet,) = of_role(run, DROPLET)
     assert run.of_type(LOAD_BALANCER) == []
     assert reserved.inputs["region"] == "nyc3"
     assert assignment.inputs["ipAddress"] == reserved.outputs["ipAddress"]
@@ -149,7 +149,7 @@ def test_apex_a_points_at_the_public_address(stack: str) -> None:
 def test_apex_aaaa_points_at_the_droplet_ipv6_with_a_reserved_ip() -> None:
     run = stack_run("staging")
     (aaaa,) = [r for r in _records(run) if r["type"] == "AAAA"]
-    (droplet,) = run.of_type(DROPLET)
+    (droplet,) = of_role(run, DROPLET)
     assert aaaa["name"] == "@"
     assert aaaa["value"] == droplet.outputs["ipv6Address"]
 

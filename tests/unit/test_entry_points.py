@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from components.host_files import ROLES
 from components.offline.runner import PROJECT_DIR
 
 README = (PROJECT_DIR / "README.md").read_text()
@@ -58,4 +59,4 @@ def test_render_writes_files_under_role_and_absolute_path(tmp_path: Path) -> Non
     written = [Path(line) for line in result.stdout.splitlines()[:-1]]
     for path in written:
         assert path.is_file()
-        assert path.relative_to(tmp_path).parts[0] == "app"
+        assert path.relative_to(tmp_path).parts[0] in ROLES

@@ -10,7 +10,7 @@ from components.firewall import EXPORTER_PORTS
 from components.host_files import role_tag
 from components.host_layout import NODE_EXPORTER_PORT, PROMTAIL_METRICS_PORT
 from components.offline.runner import ProgramRun
-from tests.support.program import plain, stack_run
+from tests.support.program import of_role, plain, stack_run
 
 FIREWALL = "digitalocean:index/firewall:Firewall"
 LOAD_BALANCER = "digitalocean:index/loadBalancer:LoadBalancer"
@@ -24,7 +24,7 @@ VPC = {"staging": "10.120.0.0/20", "production": "10.130.0.0/20"}
 
 
 def _inbound(run: ProgramRun) -> list[dict[str, Any]]:
-    (firewall,) = run.of_type(FIREWALL)
+    (firewall,) = of_role(run, FIREWALL)
     return list(plain(firewall.inputs["inboundRules"]))
 
 
@@ -35,7 +35,7 @@ def _ports(rule: dict[str, Any]) -> set[int]:
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_the_firewall_applies_to_the_app_droplets_by_tag(stack: str) -> None:
-    (firewall,) = stack_run(stack).of_type(FIREWALL)
+    (firewall,) = of_role(stack_run(stack), FIREWALL)
     assert plain(firewall.inputs["tags"]) == [role_tag(stack, "app")]
 
 
@@ -80,7 +80,7 @@ def test_behind_the_load_balancer_only_it_reaches_port_80_and_443_is_closed() ->
     assert _ports(web[0]) == {80}
     assert "sourceAddresses" not in web[0]
     assert len(web[0]["sourceLoadBalancerUids"]) == 1
-    (firewall,) = run.of_type(FIREWALL)
+    (firewall,) = of_role(run, FIREWALL)
     assert lb.urn in firewall.depends_on  # the uid is the load balancer's id
 
 
@@ -100,7 +100,7 @@ def test_every_inbound_rule_is_one_of_ssh_web_or_exporter(stack: str) -> None:
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_outbound_traffic_is_allowed_for_packages_images_and_apis(stack: str) -> None:
-    (firewall,) = stack_run(stack).of_type(FIREWALL)
+    (firewall,) = of_role(stack_run(stack), FIREWALL)
     outbound = plain(firewall.inputs["outboundRules"])
     assert {r["protocol"] for r in outbound} == {"tcp", "udp", "icmp"}
     for rule in outbound:

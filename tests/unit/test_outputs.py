@@ -10,7 +10,7 @@ import pytest
 from components.host_files import role_tag
 from components.offline.mocks import Registration
 from components.offline.runner import ProgramRun
-from tests.support.program import custom_run, is_secret, plain, stack_run
+from tests.support.program import custom_run, is_secret, of_role, plain, stack_run
 
 DROPLET = "digitalocean:index/droplet:Droplet"
 CLUSTER = "digitalocean:index/databaseCluster:DatabaseCluster"
@@ -63,7 +63,7 @@ def test_no_plain_output_holds_a_password(stack: str) -> None:
 @pytest.mark.parametrize("stack", STACKS)
 def test_addresses_are_the_private_ones(stack: str) -> None:
     run = stack_run(stack)
-    droplets = sorted(run.of_type(DROPLET), key=lambda d: str(d.inputs["name"]))
+    droplets = sorted(of_role(run, DROPLET), key=lambda d: str(d.inputs["name"]))
     assert run.outputs["dropletPrivateAddresses"].value == [
         d.outputs["ipv4AddressPrivate"] for d in droplets
     ]
@@ -93,7 +93,7 @@ def test_the_project_holds_every_top_level_digitalocean_resource(stack: str) -> 
     expected |= {
         r.outputs[key]
         for r in run.registrations
-        for key in ("reservedIpUrn", "loadBalancerUrn", "domainUrn")
+        for key in ("reservedIpUrn", "loadBalancerUrn", "domainUrn", "volumeUrn")
         if key in r.outputs
     }
     assert held == expected

@@ -1,0 +1,461 @@
+"""Self-hosted observability: one monitoring droplet (Prometheus, Alertmanager, Grafana, Loki,
+blackbox_exporter) with its data on a DigitalOcean volume, and Promtail on every app host.
+
+DigitalOcean's own alerts (components/alerts.py) keep working when this host is down; this adds
+what they cannot do: request metrics from the access log (error rate, p95), central logs with
+retention, probes of the site and the data stores from inside the VPC, alert routing to email
+and Slack, and dashboards.
+
+Order on `pulumi up`, per host, each a pulumi-command remote command as the `deploy` user:
+1. `ready`: cloud-init finished and wrote the host-ready marker (the same check the release uses);
+2. `config` (non-secret files) and `secrets` (0600 files, secret stdin) over SSH;
+3. `activate`: on the monitoring host, mount the volume and (re)start the containers; on an app
+   host, (re)start Promtail. It runs again when a file's content changes (a sha256 trigger).
+
+Nothing secret is in user-data: the SMTP password, the Slack webhook, DigitalOcean's
+database-metrics credentials and the Grafana admin password reach the host only over SSH.
+The UIs listen on the monitoring host's loopback; reach them with the `monitoringTunnel` output
+(`ssh -N -L 3000:127.0.0.1:3000 -L 9090:127.0.0.1:9090 -L 9093:127.0.0.1:9093 deploy@<host>`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_command as command
+import pulumi_digitalocean as do
+import pulumi_random as random
+
+from components import host_layout
+from components.cache import ManagedValkey
+from components.database import ManagedPostgres
+from components.host_files import HostFile, role_tag
+from components.host_layout import LOKI_PORT
+from components.release import (
+    SSH_DIAL_ERROR_LIMIT,
+    SSH_PER_DIAL_TIMEOUT_SECONDS,
+    wait_for_host_command,
+)
+from components.remote_files import RemoteFile, RemoteFiles, RemoteFilesArgs
+from components.renderers import monitoring_units as units
+from components.renderers.prometheus import (
+    ALERTMANAGER_PORT,
+    GRAFANA_PORT,
+    PROMETHEUS_PORT,
+    DataStore,
+    ScrapeHost,
+    ScrapeTargets,
+)
+from components.renderers.prometheus import (
+    CONFIG_DIR as PROMETHEUS_CONFIG_DIR,
+)
+from components.settings import Settings
+
+EVERYWHERE: tuple[str, str] = ("0.0.0.0/0", "::/0")
+POSTGRES_CA = "postgres.crt"
+VALKEY_CA = "valkey.crt"
+
+
+@dataclass(frozen=True)
+class MonitoringHostTagArgs:
+    """Whose tag: the environment's."""
+
+    environment: str
+
+
+class MonitoringHostTag(pulumi.ComponentResource):
+    """The monitoring droplet's tag (`clipper-<env>-monitoring`), declared before the data
+    stores so that their firewalls can trust it. Attribute: `role`."""
+
+    role: pulumi.Output[str]
+
+    def __init__(
+        self, name: str, args: MonitoringHostTagArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("clipper:monitoring:MonitoringHostTag", name, None, opts)
+        tag = do.Tag(
+            f"{name}-role",
+            name=role_tag(args.environment, "monitoring"),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.role = tag.name
+        self.register_outputs({"role": self.role})
+
+
+@dataclass(frozen=True)
+class MonitoredAppHost:
+    """An app droplet: a short name (for resource names), its host name (the `host` label of
+    its metrics and logs), its id, and its public (SSH) and private (scrape) IPv4."""
+
+    name: str
+    hostname: str
+    droplet_id: pulumi.Input[str]
+    public_ipv4: pulumi.Input[str]
+    private_ipv4: pulumi.Input[str]
+
+
+@dataclass(frozen=True)
+class MonitoringArgs:
+    """The stack's settings, where to run, what to watch, and the secrets alerting needs."""
+
+    settings: Settings
+    vpc_id: pulumi.Input[str]
+    tag: MonitoringHostTag
+    environment_tag: pulumi.Input[str]
+    app_tag: pulumi.Input[str]
+    deploy_public_key: pulumi.Input[str]
+    ssh_private_key: pulumi.Input[str]  # secret
+    app_hosts: Sequence[MonitoredAppHost]
+    database: ManagedPostgres
+    cache: ManagedValkey
+    smtp_password: pulumi.Input[str]  # secret
+    slack_webhook_url: pulumi.Input[str] | None = None  # secret
+
+
+PLACEHOLDER_ADDRESS = "10.0.0.1"
+
+
+def _data_stores(db: ManagedPostgres, cache: ManagedValkey) -> pulumi.Output[tuple[DataStore, ...]]:
+    """The data stores Prometheus probes (and, for the clusters, scrapes), once resolved."""
+    ca = f"{PROMETHEUS_CONFIG_DIR}/ca"
+    parts: list[pulumi.Output[DataStore]] = [
+        pulumi.Output.all(db.host, db.port).apply(
+            lambda v: DataStore("postgres", str(v[0]), int(v[1]), True, f"{ca}/{POSTGRES_CA}")
+        ),
+        pulumi.Output.all(cache.host, cache.port).apply(
+            lambda v: DataStore("valkey", str(v[0]), int(v[1]), True, f"{ca}/{VALKEY_CA}")
+        ),
+    ]
+    if db.pool_host is not None and db.pool_port is not None:
+        parts.append(
+            pulumi.Output.all(db.pool_host, db.pool_port).apply(
+                lambda v: DataStore("postgres-pool", str(v[0]), int(v[1]))
+            )
+        )
+    if db.replica_host is not None:
+        parts.append(
+            pulumi.Output.all(db.replica_host, db.port).apply(
+                lambda v: DataStore("postgres-replica", str(v[0]), int(v[1]))
+            )
+        )
+    return pulumi.Output.all(*parts).apply(tuple)
+
+
+def _host_config(
+    settings: Settings,
+    *,
+    private_address: str,
+    stores: Sequence[DataStore],
+    metrics_user: str,
+    postgres_ca: str,
+    valkey_ca: str,
+    app_hosts: Sequence[tuple[str, str]],
+) -> units.MonitoringHostConfig:
+    env = settings.environment
+    return units.MonitoringHostConfig(
+        private_address=private_address,
+        volume_name=f"clipper-{env}-monitoring-data",
+        targets=ScrapeTargets(
+            app_hosts=tuple(ScrapeHost(name, address) for name, address in app_hosts),
+            monitoring_host=ScrapeHost(f"clipper-{env}-monitoring", private_address),
+            data_stores=tuple(stores),
+            database_metrics_username=metrics_user,
+        ),
+        ca_certificates={POSTGRES_CA: postgres_ca, VALKEY_CA: valkey_ca},
+    )
+
+
+def _sha256(files: Sequence[HostFile]) -> str:
+    digest = hashlib.sha256()
+    for file in files:
+        digest.update(f"{file.path}\0{file.mode}\0{file.content}\0".encode())
+    return digest.hexdigest()
+
+
+def _remote(files: Sequence[HostFile]) -> list[RemoteFile]:
+    return [RemoteFile(f.path, f.content, f.mode) for f in files]
+
+
+def tunnel_command(address: str) -> str:
+    """The SSH command that forwards Grafana, Prometheus and Alertmanager to the operator."""
+    forwards = " ".join(
+        f"-L {port}:127.0.0.1:{port}" for port in (GRAFANA_PORT, PROMETHEUS_PORT, ALERTMANAGER_PORT)
+    )
+    return f"ssh -N {forwards} {host_layout.DEPLOY_USER}@{address}"
+
+
+class Monitoring(pulumi.ComponentResource):
+    """The monitoring droplet, its data volume and firewall, its files and containers, and
+    Promtail on each app host.
+
+    Attributes: `private_ipv4`, `public_ipv4`, `tunnel_command` (plain), `grafana_admin_password`
+    (secret), `droplet_urn` and `volume_urn` (for the DigitalOcean project).
+    """
+
+    private_ipv4: pulumi.Output[str]
+    public_ipv4: pulumi.Output[str]
+    tunnel_command: pulumi.Output[str]
+    grafana_admin_password: pulumi.Output[str]
+    droplet_urn: pulumi.Output[str]
+    volume_urn: pulumi.Output[str]
+
+    def __init__(
+        self, name: str, args: MonitoringArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("clipper:monitoring:Monitoring", name, None, opts)
+        s = args.settings
+        env = s.environment
+        child = pulumi.ResourceOptions(parent=self)
+        volume_name = _host_config(
+            s, private_address=PLACEHOLDER_ADDRESS, stores=(), metrics_user="", postgres_ca="",
+            valkey_ca="", app_hosts=[],
+        ).volume_name  # fmt: skip
+
+        volume = do.Volume(
+            f"{name}-data",
+            name=volume_name,
+            region=s.region,
+            size=s.monitoring_volume_gb,
+            initial_filesystem_type="ext4",
+            initial_filesystem_label="clipper-monitor",
+            description=f"clipper {env}: metrics, logs, Grafana and Alertmanager state",
+            tags=[args.environment_tag],
+            opts=child,
+        )
+        user_data = pulumi.Output.from_input(args.deploy_public_key).apply(
+            lambda key: units.render_monitoring_user_data(s, deploy_public_key=key)
+        )
+        droplet = do.Droplet(
+            f"{name}-droplet",
+            name=f"clipper-{env}-monitoring",
+            region=s.region,
+            size=s.monitoring_size,
+            image=s.app_image,
+            vpc_uuid=args.vpc_id,
+            ipv6=False,
+            monitoring=True,
+            ssh_keys=list(s.ssh_key_fingerprints),
+            tags=[args.tag.role, args.environment_tag],
+            user_data=user_data,
+            graceful_shutdown=True,
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                ignore_changes=[] if s.app_replace_on_user_data_change else ["user_data"],
+            ),
+        )
+        # A volume attaches to one droplet: a replacement droplet gets it only after the old
+        # attachment is gone.
+        attachment = do.VolumeAttachment(
+            f"{name}-data-attachment",
+            droplet_id=droplet.id.apply(int),
+            volume_id=volume.id,
+            opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True),
+        )
+        firewall = do.Firewall(
+            f"{name}-firewall",
+            name=f"clipper-{env}-monitoring",
+            tags=[args.tag.role],
+            inbound_rules=[
+                do.FirewallInboundRuleArgs(
+                    protocol="tcp", port_range="22", source_addresses=list(s.admin_cidrs)
+                ),
+                # Promtail's pushes, from the app droplets only.
+                do.FirewallInboundRuleArgs(
+                    protocol="tcp", port_range=str(LOKI_PORT), source_tags=[args.app_tag]
+                ),
+            ],
+            outbound_rules=[
+                do.FirewallOutboundRuleArgs(
+                    protocol=protocol,
+                    port_range=None if protocol == "icmp" else "1-65535",
+                    destination_addresses=list(EVERYWHERE),
+                )
+                for protocol in ("tcp", "udp", "icmp")
+            ],
+            opts=child,
+        )
+
+        grafana_password = random.RandomPassword(
+            f"{name}-grafana-admin-password", length=32, special=False, opts=child
+        )
+        metrics_login = do.get_database_metrics_credentials_output(
+            opts=pulumi.InvokeOutputOptions(parent=self)
+        )
+        postgres_ca = do.get_database_ca_output(
+            cluster_id=args.database.cluster_id, opts=pulumi.InvokeOutputOptions(parent=self)
+        )
+
+        app_names = [h.hostname for h in args.app_hosts]
+        config_files = pulumi.Output.all(
+            droplet.ipv4_address_private,
+            _data_stores(args.database, args.cache),
+            metrics_login.username,
+            postgres_ca.certificate,
+            args.cache.ca_certificate,
+            *(h.private_ipv4 for h in args.app_hosts),
+        ).apply(
+            lambda v: units.monitoring_config_files(
+                s,
+                _host_config(
+                    s, private_address=str(v[0]), stores=v[1], metrics_user=str(v[2]),
+                    postgres_ca=str(v[3]), valkey_ca=str(v[4]),
+                    app_hosts=list(zip(app_names, map(str, v[5:]), strict=True)),
+                ),
+            )
+        )  # fmt: skip
+        slack = s.alert_slack_channel and args.slack_webhook_url is not None
+        rendered_secrets: pulumi.Output[list[HostFile]] = pulumi.Output.all(
+            args.smtp_password,
+            metrics_login.password,
+            grafana_password.result,
+            args.slack_webhook_url if slack else "",
+        ).apply(
+            lambda v: units.monitoring_secret_files(
+                units.MonitoringSecrets(
+                    smtp_password=str(v[0]),
+                    db_metrics_password=str(v[1]),
+                    grafana_admin_password=str(v[2]),
+                    slack_webhook_url=str(v[3]) if slack else None,
+                )
+            )
+        )
+        secret_files: pulumi.Output[list[HostFile]] = pulumi.Output.secret(rendered_secrets)
+        secret_sha256: pulumi.Output[str] = secret_files.apply(_sha256)
+        # The bundles' paths and modes, from the same renderers run on placeholders.
+        config_shape = units.monitoring_config_files(
+            s,
+            _host_config(
+                s, private_address=PLACEHOLDER_ADDRESS, stores=(), metrics_user="",
+                postgres_ca="", valkey_ca="", app_hosts=[],
+            ),
+        )  # fmt: skip
+        secret_shape = units.monitoring_secret_files(
+            units.MonitoringSecrets("", "", "", "" if slack else None)
+        )
+
+        private_key = pulumi.Output.secret(args.ssh_private_key)
+
+        def connection(address: pulumi.Input[str]) -> command.remote.ConnectionArgs:
+            return command.remote.ConnectionArgs(
+                host=address,
+                user=host_layout.DEPLOY_USER,
+                private_key=private_key,
+                dial_error_limit=SSH_DIAL_ERROR_LIMIT,
+                per_dial_timeout=SSH_PER_DIAL_TIMEOUT_SECONDS,
+            )
+
+        monitoring_ssh = connection(droplet.ipv4_address)
+        ready = command.remote.Command(
+            f"{name}-ready",
+            connection=monitoring_ssh,
+            create=wait_for_host_command(),
+            triggers=[droplet.id],
+            add_previous_output_in_env=False,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[firewall]),
+        )
+        config = self._files(
+            f"{name}-config", role="monitoring", files=config_files, shape=config_shape,
+            connection=monitoring_ssh, after=[ready], secret=False, triggers=[droplet.id],
+        )  # fmt: skip
+        secrets = self._files(
+            f"{name}-secrets", role="monitoring", files=secret_files, shape=secret_shape,
+            connection=monitoring_ssh, after=[ready], secret=True, triggers=[droplet.id],
+        )  # fmt: skip
+        command.remote.Command(
+            f"{name}-activate",
+            connection=monitoring_ssh,
+            create=f"sudo -n {units.ACTIVATE_SCRIPT}",
+            triggers=[
+                droplet.id,
+                attachment.id,
+                config_files.apply(_sha256),
+                secret_sha256,  # secret: derived from the secret files
+            ],
+            add_previous_output_in_env=False,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[config, secrets, attachment]),
+        )
+
+        # Promtail on each app host, pushing to this host's private address.
+        promtail_files = droplet.ipv4_address_private.apply(
+            lambda address: units.promtail_host_files(s, loki_address=address)
+        )
+        promtail_shape = units.promtail_host_files(s, loki_address=PLACEHOLDER_ADDRESS)
+        for host in args.app_hosts:
+            ssh = connection(host.public_ipv4)
+            host_ready = command.remote.Command(
+                f"{name}-{host.name}-ready",
+                connection=ssh,
+                create=wait_for_host_command(),
+                triggers=[host.droplet_id],
+                add_previous_output_in_env=False,
+                opts=child,
+            )
+            files = self._files(
+                f"{name}-{host.name}-promtail", role="app", files=promtail_files,
+                shape=promtail_shape, connection=ssh, after=[host_ready], secret=False,
+                triggers=[host.droplet_id],
+            )  # fmt: skip
+            command.remote.Command(
+                f"{name}-{host.name}-promtail-activate",
+                connection=ssh,
+                create=f"sudo -n {units.PROMTAIL_ACTIVATE_SCRIPT}",
+                triggers=[host.droplet_id, promtail_files.apply(_sha256)],
+                add_previous_output_in_env=False,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[files]),
+            )
+
+        self.private_ipv4 = droplet.ipv4_address_private
+        self.public_ipv4 = droplet.ipv4_address
+        self.tunnel_command = droplet.ipv4_address.apply(tunnel_command)
+        self.grafana_admin_password = pulumi.Output.secret(grafana_password.result)
+        self.droplet_urn = droplet.droplet_urn
+        self.volume_urn = volume.volume_urn
+        self.register_outputs(
+            {
+                "private_ipv4": self.private_ipv4,
+                "public_ipv4": self.public_ipv4,
+                "tunnel_command": self.tunnel_command,
+            }
+        )
+
+    def _files(
+        self,
+        name: str,
+        *,
+        role: str,
+        files: pulumi.Output[list[HostFile]],
+        shape: Sequence[HostFile],
+        connection: command.remote.ConnectionArgs,
+        after: Sequence[pulumi.Resource],
+        secret: bool,
+        triggers: Sequence[pulumi.Input[str]],
+    ) -> RemoteFiles:
+        """One RemoteFiles bundle. Its paths and modes come from `shape` (the same renderer run
+        on placeholder addresses: paths never depend on outputs), each content from `files`,
+        so no resource is declared inside `apply`."""
+
+        def content(path: str) -> pulumi.Output[str]:
+            return files.apply(lambda rendered: _content(rendered, path))
+
+        return RemoteFiles(
+            name,
+            RemoteFilesArgs(
+                role=role,
+                files=[RemoteFile(f.path, content(f.path), f.mode) for f in shape],
+                connection=connection,
+                triggers=list(triggers),
+                secret=secret,
+                depends_on=list(after),
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+
+
+def _content(files: Sequence[HostFile], path: str) -> str:
+    for file in files:
+        if file.path == path:
+            return file.content
+    raise ValueError(f"{path} is in the declared bundle but was not rendered")
