@@ -16,6 +16,7 @@ PACKAGES=(
   # monitoring config checks (promtool, amtool)
   prometheus
   prometheus-alertmanager
+  prometheus-blackbox-exporter
   # cloud-init user-data schema checks, and the tools that read the files it writes
   cloud-init
   shellcheck
@@ -114,7 +115,7 @@ log "apt-get install ${PACKAGES[*]}"
   apt-get install -y -q --no-install-recommends "${APT_OPTS[@]}" "${PACKAGES[@]}"
 
 log "verifying the binaries the tests call"
-for bin in nginx promtool amtool cloud-init shellcheck dockerd containerd debootstrap \
+for bin in nginx promtool amtool prometheus-blackbox-exporter cloud-init shellcheck dockerd containerd debootstrap \
   /usr/sbin/sshd ssh ssh-keygen /usr/lib/postgresql/15/bin/initdb psql redis-server \
   redis-cli stunnel4 wrk curl openssl ip logrotate fail2ban-client docker-registry \
   systemd-analyze certbot pebble pebble-challtestsrv; do
