@@ -43,6 +43,17 @@ NODE_EXPORTER_PORT: Final = 9100
 PROMTAIL_METRICS_PORT: Final = 9080
 LOKI_PORT: Final = 3100
 
+# Backups (first app host only): the script, its non-secret config, the Spaces key (secret,
+# 0600), its work dir and lock, and node_exporter's textfile collector (Ubuntu's default dir).
+BACKUP_SCRIPT: Final = "/usr/local/bin/clipper-backup"
+BACKUP_CONFIG_FILE: Final = "/etc/clipper/backup.json"
+BACKUP_CREDENTIALS_FILE: Final = "/etc/clipper/backup.env"
+BACKUP_WORK_DIR: Final = "/var/lib/clipper/backup"
+RELEASES_FILE: Final = "/var/lib/clipper/releases.json"  # clipper-release's record
+NODE_EXPORTER_TEXTFILE_DIR: Final = "/var/lib/prometheus/node-exporter"
+BACKUP_METRICS_FILE: Final = "/var/lib/prometheus/node-exporter/clipper_backup.prom"
+SYSTEMD_UNIT_DIR: Final = "/etc/systemd/system"
+
 
 def under_root(path: str, root: str = "/") -> str:
     """`path` inside a filesystem rooted at `root`: renderers take a `root` so that tests can
