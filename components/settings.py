@@ -123,6 +123,58 @@ def _public_key(value: str) -> str:
     return value.strip()
 
 
+_WEEKDAY = r"(Mon|Tue|Wed|Thu|Fri|Sat|Sun)"
+_CALENDAR_RE = re.compile(
+    rf"^(?:(?P<weekdays>{_WEEKDAY}((,|\.\.){_WEEKDAY})*) )?"
+    r"(?P<year>[^ :-]+)-(?P<month>[^ :-]+)-(?P<day>[^ :-]+) "
+    r"(?P<hour>[^ :-]+):(?P<minute>[^ :-]+)(?::(?P<second>[^ :-]+))?(?: UTC)?$"
+)
+_CALENDAR_PART_RE = re.compile(r"^(\*|\d+(\.\.\d+)?)(/\d+)?$")
+_CALENDAR_BOUNDS = {
+    "year": (1970, 2199), "month": (1, 12), "day": (1, 31),
+    "hour": (0, 23), "minute": (0, 59), "second": (0, 59),
+}  # fmt: skip
+
+
+def _calendar_field(name: str, text: str) -> str | None:
+    """The problem with one field of an OnCalendar time, or None."""
+    low, high = _CALENDAR_BOUNDS[name]
+    for part in text.split(","):
+        match = _CALENDAR_PART_RE.match(part)
+        if not match:
+            return f"the {name} field {text!r} is not '*', a number, a range a..b or a list"
+        numbers = [int(n) for n in re.findall(r"\d+", match[1])]
+        if any(not low <= n <= high for n in numbers):
+            return f"the {name} field {text!r} is outside {low}..{high}"
+    return None
+
+
+def _calendar(value: str) -> str:
+    """A systemd OnCalendar expression in its explicit form, run at most hourly."""
+    match = _CALENDAR_RE.match(value)
+    if not match:
+        raise ValueError(
+            "not a systemd OnCalendar time such as '*-*-* 03:15:00 UTC' (optional weekdays"
+            " first, then year-month-day hour:minute[:second], optional UTC)"
+        )
+    for name in _CALENDAR_BOUNDS:
+        problem = match[name] is not None and _calendar_field(name, match[name])
+        if problem:
+            raise ValueError(problem)
+    if "*" in match["minute"] or "/" in match["minute"] or "," in match["minute"]:
+        raise ValueError("runs more than once an hour; allowed: one fixed minute")
+    return value
+
+
+def _spaces_region(value: str) -> str:
+    if value and value not in slugs.SPACES_REGIONS:
+        raise ValueError(
+            "has no Spaces object storage; allowed: empty (the stack's region) or "
+            + ", ".join(sorted(slugs.SPACES_REGIONS))
+        )
+    return value
+
+
 def _pinned_image(value: str) -> str:
     match = _IMAGE_RE.match(value)
     if not match:
@@ -350,6 +402,18 @@ class Settings(BaseModel):
         description="blackbox_exporter image (HTTPS and TLS probes), pinned by version."
     )
 
+    # --- backups (components/backups.py)
+    backup_schedule: Annotated[str, AfterValidator(_calendar)] = Field(
+        description="When the daily PostgreSQL backup runs: a systemd OnCalendar time, UTC."
+    )
+    backup_retention_days: int = Field(
+        ge=7, le=3650, description="Days the backup bucket keeps each backup (lifecycle rule)."
+    )
+    backup_region: Annotated[str, AfterValidator(_spaces_region)] = Field(
+        description="Spaces region of the backup bucket; empty: the stack's region. Another"
+        " region keeps the backups through a regional outage."
+    )
+
     # ------------------------------------------------------------------ derived values
 
     @property
@@ -371,6 +435,10 @@ class Settings(BaseModel):
     @property
     def uses_load_balancer(self) -> bool:
         return self.edge_entry == "load-balancer"
+
+    @property
+    def effective_backup_region(self) -> str:
+        return self.backup_region or self.region
 
     @property
     def effective_alert_smtp_from(self) -> str:
@@ -462,6 +530,12 @@ def _cross_checks(s: Settings) -> list[str]:
             f" {slugs.postgres_connection_limit(s.db_size)} connections and"
             f" {slugs.POSTGRES_DIRECT_HEADROOM} stay free for admin, migrations and monitoring;"
             f" allowed: at most {pool_limit} (or a larger dbSize)"
+        )
+    if s.effective_backup_region not in slugs.SPACES_REGIONS:
+        problems.append(
+            f'{PROJECT}:backupRegion = "{s.backup_region}": region {s.region} has no Spaces'
+            " object storage for the backup bucket; allowed: one of "
+            + ", ".join(sorted(slugs.SPACES_REGIONS))
         )
     if s.uses_load_balancer and not s.dns_manage_domain:
         problems.append(

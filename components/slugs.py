@@ -13,6 +13,8 @@ from __future__ import annotations
 REGIONS: frozenset[str] = frozenset(
     {"nyc1", "nyc3", "sfo2", "sfo3", "ams3", "sgp1", "lon1", "fra1", "tor1", "blr1", "syd1", "atl1"}
 )
+# Regions with Spaces object storage (the backup bucket); nyc1 has none.
+SPACES_REGIONS: frozenset[str] = REGIONS - {"nyc1"}
 
 # Basic (s-), premium AMD/Intel, general purpose (g-/gd-), CPU-optimised (c-) and memory (m-) sizes
 # that fit a web app host. Tiny 512 MB sizes are left out on purpose: Docker + nginx + two colours
