@@ -149,7 +149,7 @@ def test_no_secret_value_appears_in_any_droplet_user_data(stack: str) -> None:
     ]
     assert any("mock-pg-admin-password" in g for g in generated)
     assert any("OPENSSH PRIVATE KEY" in g for g in generated)
-    for droplet in _droplets(run):
+    for droplet in run.of_type(DROPLET):  # every role's droplets, not only the app hosts
         user_data = plain(droplet.inputs["userData"])
         for name, value in secrets.items():
             assert value not in user_data, f"{name} is in {droplet.name}'s user-data"
