@@ -71,6 +71,17 @@ def test_user_data_passes_cloud_init_schema(stack: str, tmp_path: Path) -> None:
     assert "Valid cloud-config" in result.stdout
 
 
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_droplet_of_every_role_passes_cloud_init_schema(stack: str, tmp_path: Path) -> None:
+    droplets = stack_run(stack).of_type("digitalocean:index/droplet:Droplet")
+    texts = {str(plain(d.inputs["userData"])) for d in droplets}
+    for n, text in enumerate(sorted(texts)):
+        path = tmp_path / f"user-data-{n}.yaml"
+        path.write_text(text)
+        result = _run(["cloud-init", "schema", "--config-file", str(path)])
+        assert result.returncode == 0, result.stdout + result.stderr
+
+
 def test_cloud_init_schema_catches_a_broken_document(tmp_path: Path) -> None:
     # The check above is worth something only if the tool rejects a wrong type.
     path = tmp_path / "user-data.yaml"
