@@ -8,8 +8,9 @@ import pulumi
 from components.alerts import Alerts, AlertsArgs
 from components.app_secrets import AppSecrets, AppSecretsArgs, PostgresLogin
 from components.app_servers import AppHostTags, AppHostTagsArgs, AppServers, AppServersArgs
+from components.backups import Backups, BackupsArgs
 from components.cache import ManagedValkey, ManagedValkeyArgs
-from components.database import ManagedPostgres, ManagedPostgresArgs
+from components.database import APP_DATABASE, ManagedPostgres, ManagedPostgresArgs
 from components.deploy_key import DeployKey, DeployKeyArgs
 from components.dns import SiteDns, SiteDnsArgs
 from components.entry import Entry, EntryArgs
@@ -141,8 +142,20 @@ def build_stack(settings: Settings, secrets: Secrets) -> dict[str, pulumi.Input[
             env_sha256=secret.env_sha256, depends_on=(database, cache, firewall),
         ),
     )  # fmt: skip
+    backups = Backups(
+        f"{env}-backups",
+        BackupsArgs(
+            environment=env, domain=s.domain, bucket_region=s.effective_backup_region,
+            retention_days=s.backup_retention_days, schedule=s.backup_schedule,
+            database=APP_DATABASE, postgres_major=s.db_version,
+            host=AppHost("app-1", app.droplets[0].id, app.droplets[0].public_ipv4),
+            ssh_private_key=deploy_key.private_key_openssh, protect=s.db_protect,
+            depends_on=(release,),
+        ),
+    )  # fmt: skip
     project_urns: list[pulumi.Input[str]] = [
         *app.droplet_urns, entry.resource_urn, database.cluster_urn, cache.cluster_urn,
+        backups.bucket_urn,
     ]  # fmt: skip
     if s.dns_manage_domain:
         dns = SiteDns(
@@ -202,6 +215,8 @@ def build_stack(settings: Settings, secrets: Secrets) -> dict[str, pulumi.Input[
         "cacheUri": cache.uri,
         "releaseImages": release.images,
         "releaseDeployLogs": release.deploy_logs,
+        "backupBucket": backups.bucket_name,
+        "backupEndpoint": backups.bucket_endpoint,
     }
 
 

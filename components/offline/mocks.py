@@ -151,6 +151,20 @@ class ClipperMocks(Mocks):
                 publicKeyPem=f"-----BEGIN PUBLIC KEY-----\n{FAKE_PEM_BODY}\n-----END PUBLIC KEY-----\n",
                 publicKeyOpenssh=f"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI{_digits(name, 20)}mock\n",
             )  # fmt: skip
+        elif typ == "digitalocean:index/spacesBucket:SpacesBucket":
+            bucket, region = inputs.get("name", name), inputs.get("region", "nyc3")
+            rid = bucket
+            out.update(
+                urn=f"do:space:{bucket}", bucketUrn=f"do:space:{bucket}",
+                bucketDomainName=f"{bucket}.{region}.digitaloceanspaces.com",
+                endpoint=f"{region}.digitaloceanspaces.com",
+            )  # fmt: skip
+        elif typ == "digitalocean:index/spacesKey:SpacesKey":
+            rid = "DO00" + _digits(name, 16)
+            out.update(
+                accessKey=rid, secretKey=f"mock-spaces-secret-key-{_digits(name, 12)}",
+                createdAt="2026-01-01T00:00:00Z",
+            )  # fmt: skip
         elif typ.startswith("command:remote:"):
             out.update(stdout="", stderr="")
         return rid, out

@@ -93,7 +93,7 @@ def test_the_project_holds_every_top_level_digitalocean_resource(stack: str) -> 
     expected |= {
         r.outputs[key]
         for r in run.registrations
-        for key in ("reservedIpUrn", "loadBalancerUrn", "domainUrn", "volumeUrn")
+        for key in ("reservedIpUrn", "loadBalancerUrn", "domainUrn", "volumeUrn", "bucketUrn")
         if key in r.outputs
     }
     assert held == expected
