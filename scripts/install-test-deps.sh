@@ -46,6 +46,8 @@ PACKAGES=(
   postgresql-client
   redis-server
   redis-tools
+  # the S3 client clipper-backup uses (the backup host tests talk to moto on loopback)
+  rclone
   # TLS tunnels, load generation, plumbing
   stunnel4
   wrk
