@@ -120,7 +120,7 @@ log "verifying the binaries the tests call"
 for bin in nginx promtool amtool prometheus-blackbox-exporter cloud-init shellcheck dockerd containerd debootstrap \
   /usr/sbin/sshd ssh ssh-keygen /usr/lib/postgresql/15/bin/initdb psql redis-server \
   redis-cli stunnel4 wrk curl openssl ip logrotate fail2ban-client docker-registry \
-  systemd-analyze certbot pebble pebble-challtestsrv; do
+  systemd-analyze certbot pebble pebble-challtestsrv rclone; do
   if ! command -v "${bin}" >/dev/null 2>&1; then
     echo "install-test-deps: ${bin} still missing after install" >&2
     exit 1
