@@ -19,7 +19,6 @@ from typing import Any
 
 import yaml
 
-from components.host_layout import under_root
 from components.settings import Settings
 
 # Inside the Alertmanager container.
@@ -41,8 +40,8 @@ def receivers_for(settings: Settings) -> dict[str, str]:
     return {"critical": EMAIL, "warning": EMAIL}
 
 
-def render_alertmanager_config(settings: Settings, *, root: str = "/") -> str:
-    """alertmanager.yml for the stack; `root` relocates the secret files' paths (tests)."""
+def render_alertmanager_config(settings: Settings) -> str:
+    """alertmanager.yml for the stack (secret values are in files it names, not in it)."""
     email = {
         "to": ", ".join(settings.alert_emails),
         "send_resolved": True,
@@ -53,7 +52,7 @@ def render_alertmanager_config(settings: Settings, *, root: str = "/") -> str:
     receivers: list[dict[str, Any]] = [{"name": EMAIL, "email_configs": [email]}]
     if settings.alert_slack_channel:
         slack = {
-            "api_url_file": under_root(SLACK_WEBHOOK_FILE, root),
+            "api_url_file": SLACK_WEBHOOK_FILE,
             "channel": settings.alert_slack_channel,
             "send_resolved": True,
             "title": (
@@ -72,7 +71,7 @@ def render_alertmanager_config(settings: Settings, *, root: str = "/") -> str:
             "smtp_smarthost": settings.alert_smtp_smarthost,
             "smtp_from": settings.effective_alert_smtp_from,
             "smtp_auth_username": settings.alert_smtp_username,
-            "smtp_auth_password_file": under_root(SMTP_PASSWORD_FILE, root),
+            "smtp_auth_password_file": SMTP_PASSWORD_FILE,
             "smtp_require_tls": True,
             "resolve_timeout": "5m",
         },

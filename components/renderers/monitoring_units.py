@@ -301,7 +301,7 @@ if ! blkid -o value -s TYPE "$DEVICE" >/dev/null; then
 fi
 uuid=$(blkid -o value -s UUID "$DEVICE")
 install -d -m 0755 "$MOUNT"
-if ! grep -q "[[:space:]]$MOUNT[[:space:]]" /etc/fstab; then
+if ! grep -q "[[:space:]]${{MOUNT}}[[:space:]]" /etc/fstab; then
   echo "UUID=$uuid $MOUNT ext4 defaults,nofail,noatime,discard 0 2" >> /etc/fstab
 fi
 systemctl daemon-reload

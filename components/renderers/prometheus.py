@@ -13,8 +13,8 @@ Where the numbers come from:
 - managed data stores: DigitalOcean's Prometheus endpoint of each cluster (account-wide basic
   auth credentials, `digitalocean.get_database_metrics_credentials`), read from a 0600 file.
 
-Every file path in the rendered config is where the Prometheus container sees it; `root`
-relocates the absolute ones so that tests can run `promtool check config` on real files.
+Every file path in the rendered config is where the Prometheus container sees it
+(monitoring_units.py mounts them).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from typing import Any
 import yaml
 
 from components import slugs
-from components.host_layout import LOKI_PORT, NODE_EXPORTER_PORT, PROMTAIL_METRICS_PORT, under_root
+from components.host_layout import LOKI_PORT, NODE_EXPORTER_PORT, PROMTAIL_METRICS_PORT
 from components.settings import Settings
 
 # Inside the Prometheus container (monitoring_units.py mounts the host directories here).
@@ -123,7 +123,7 @@ def _blackbox(job: str, module: str, groups: Sequence[dict[str, Any]]) -> dict[s
     }
 
 
-def render_prometheus_config(settings: Settings, targets: ScrapeTargets, *, root: str = "/") -> str:
+def render_prometheus_config(settings: Settings, targets: ScrapeTargets) -> str:
     """prometheus.yml: global labels, Alertmanager, the rule file and every scrape job."""
     monitoring = targets.monitoring_host
     jobs: list[dict[str, Any]] = [
@@ -165,9 +165,9 @@ def render_prometheus_config(settings: Settings, targets: ScrapeTargets, *, root
                 "scrape_interval": "60s",
                 "basic_auth": {
                     "username": targets.database_metrics_username,
-                    "password_file": under_root(DB_METRICS_PASSWORD_FILE, root),
+                    "password_file": DB_METRICS_PASSWORD_FILE,
                 },
-                "tls_config": {"ca_file": under_root(store.ca_file, root), "min_version": "TLS12"},
+                "tls_config": {"ca_file": store.ca_file, "min_version": "TLS12"},
                 "static_configs": [
                     {
                         "targets": [f"{store.host}:{DATABASE_METRICS_PORT}"],
@@ -209,7 +209,7 @@ def render_blackbox_config(settings: Settings) -> str:
                     "method": "GET",
                     "valid_status_codes": [200],
                     "fail_if_not_ssl": True,
-                    "no_follow_redirects": True,
+                    "follow_redirects": False,
                     "preferred_ip_protocol": "ip4",
                     "tls_config": {"min_version": "TLS12"},
                 },

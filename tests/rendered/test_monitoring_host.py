@@ -1,0 +1,227 @@
+"""The monitoring host's user-data, its container units and the activation scripts (its own and
+Promtail's on the app hosts), checked by the tools that read them: cloud-init schema,
+systemd-analyze verify, shellcheck; and the rules the design sets for them (no secret in
+user-data, UIs on loopback only, secrets 0600 on disk and 0400 for the container's user)."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+import yaml
+
+from components.host_layout import LOKI_PORT, NODE_EXPORTER_PORT
+from components.offline.render import USER_DATA_PATH
+from components.offline.runner import placeholder_secret
+from components.renderers import monitoring_units as units
+from components.renderers.cloud_init import SETUP_SCRIPT
+from tests.support.monitoring import STACKS, role_files, run_tool, stack_settings, write
+
+MONITORING_UNITS = ("loki", "blackbox", "alertmanager", "prometheus", "grafana")
+SECRET_KEYS = ("alertSmtpPassword", "alertSlackWebhookUrl", "twitchClientSecret")
+
+
+def _user_data(stack: str) -> str:
+    return role_files(stack, "monitoring")[USER_DATA_PATH].content
+
+
+def _unit(stack: str, name: str, role: str = "monitoring") -> str:
+    return role_files(stack, role)[f"{units.UNIT_DIR}/clipper-{name}.service"].content
+
+
+def _exec_start(unit: str) -> list[str]:
+    match = re.search(r"^ExecStart=(.*?)(?=^\w+=)", unit, re.M | re.S)
+    assert match
+    return shlex.split(match.group(1).replace("\\\n", " "))
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_monitoring_user_data_passes_the_cloud_init_schema(stack: str, tmp_path: Path) -> None:
+    path = write(tmp_path / "user-data.yaml", _user_data(stack))
+    result = run_tool(["cloud-init", "schema", "--config-file", str(path)])
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_monitoring_host_is_hardened_like_the_app_hosts(stack: str) -> None:
+    monitoring = yaml.safe_load(_user_data(stack))
+    app = yaml.safe_load(role_files(stack, "app")[USER_DATA_PATH].content)
+    assert monitoring["disable_root"] is True and monitoring["ssh_pwauth"] is False
+    app_files = {f["path"]: f["content"] for f in app["write_files"]}
+    for entry in monitoring["write_files"]:
+        if entry["path"] != SETUP_SCRIPT:
+            assert entry["content"] == app_files[entry["path"]], entry["path"]
+    assert monitoring["users"] == app["users"]
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_monitoring_user_data_holds_no_secret_and_no_monitoring_config(stack: str) -> None:
+    text = _user_data(stack)
+    for key in SECRET_KEYS:
+        assert placeholder_secret(key) not in text
+    assert "mock-metrics-password" not in text and "mock-random-password" not in text
+    assert units.ETC_DIR not in text.replace(units.ACTIVATE_SCRIPT, "")
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_monitoring_firewall_opens_ssh_to_admins_and_loki_and_node_exporter_to_the_vpc(
+    stack: str,
+) -> None:
+    settings = stack_settings(stack)
+    script = role_files(stack, "monitoring")[SETUP_SCRIPT].content
+    rules = [line for line in script.splitlines() if line.startswith("ufw allow")]
+    opened = {(int(re.search(r"port (\d+)", r)[1]), r.split(" from ")[1].split()[0])  # type: ignore[index]
+              for r in rules}  # fmt: skip
+    expected = {(22, cidr) for cidr in settings.admin_cidrs}
+    expected |= {(LOKI_PORT, settings.vpc_ip_range), (NODE_EXPORTER_PORT, settings.vpc_ip_range)}
+    assert opened == expected
+
+
+@pytest.mark.parametrize("stack", STACKS)
+@pytest.mark.parametrize("name", [*MONITORING_UNITS, "promtail"])
+def test_each_container_unit_passes_systemd_analyze_verify(
+    stack: str, name: str, tmp_path: Path
+) -> None:
+    role = "app" if name == "promtail" else "monitoring"
+    unit = write(tmp_path / f"clipper-{name}.service", _unit(stack, name, role))
+    result = run_tool(["systemd-analyze", "verify", "--man=no", str(unit)])
+    assert result.returncode == 0 and result.stderr.strip() == "", result.stderr
+
+
+def test_systemd_analyze_refuses_a_broken_unit(tmp_path: Path) -> None:
+    text = _unit("staging", "prometheus").replace("Type=exec", "Type=sometimes")
+    unit = write(tmp_path / "clipper-prometheus.service", text)
+    result = run_tool(["systemd-analyze", "verify", "--man=no", str(unit)])
+    assert result.stderr.strip() != ""
+
+
+@pytest.mark.parametrize("stack", STACKS)
+@pytest.mark.parametrize("name", MONITORING_UNITS)
+def test_containers_use_the_host_network_and_publish_no_port(stack: str, name: str) -> None:
+    argv = _exec_start(_unit(stack, name))
+    assert "--network=host" in argv
+    assert not any(a.startswith(("-p", "--publish")) for a in argv)
+    assert "--cap-drop=ALL" in argv and "--security-opt=no-new-privileges" in argv
+    assert argv[argv.index("run") + 1 :].count("--rm") == 1
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_uis_listen_on_loopback_only(stack: str) -> None:
+    prometheus_args = _exec_start(_unit(stack, "prometheus"))
+    alertmanager_args = _exec_start(_unit(stack, "alertmanager"))
+    assert "--web.listen-address=127.0.0.1:9090" in prometheus_args
+    assert "--web.listen-address=127.0.0.1:9093" in alertmanager_args
+    assert "--cluster.listen-address=" in alertmanager_args
+    assert "--web.listen-address=127.0.0.1:9115" in _exec_start(_unit(stack, "blackbox"))
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_prometheus_keeps_metrics_for_the_configured_days_within_the_volume(stack: str) -> None:
+    settings = stack_settings(stack)
+    argv = _exec_start(_unit(stack, "prometheus"))
+    assert f"--storage.tsdb.retention.time={settings.metrics_retention_days}d" in argv
+    (size,) = [a for a in argv if a.startswith("--storage.tsdb.retention.size=")]
+    assert 0 < int(size.split("=")[1].removesuffix("GB")) < settings.monitoring_volume_gb
+
+
+@pytest.mark.parametrize("stack", STACKS)
+@pytest.mark.parametrize("name", ["prometheus", "alertmanager", "grafana", "loki"])
+def test_data_lives_on_the_volume_and_the_unit_waits_for_its_mount(stack: str, name: str) -> None:
+    unit = _unit(stack, name)
+    assert f"RequiresMountsFor={units.DATA_MOUNT}" in unit
+    writable = [a for a in _exec_start(unit) if a.startswith("--volume=") and a.endswith(":rw")]
+    assert len(writable) == 1 and writable[0].startswith(f"--volume={units.DATA_MOUNT}/")
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_secrets_reach_containers_as_0400_copies_for_their_user(stack: str) -> None:
+    unit = _unit(stack, "alertmanager")
+    copies = [
+        line for line in unit.splitlines() if line.startswith("ExecStartPre=/usr/bin/install")
+    ]
+    expected = {units.SMTP_PASSWORD}
+    if stack_settings(stack).alert_slack_channel:
+        expected.add(units.SLACK_WEBHOOK_URL)
+    assert {line.rsplit("/", 1)[1] for line in copies} == expected
+    for line in copies:
+        assert "-m 0400 -o 65534 -g 65534" in line
+    assert f"--volume=/run/{units.RUNTIME_PARENT}/alertmanager:/run/secrets:ro" in _exec_start(unit)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_secret_files_are_0600_and_everything_else_is_not_secret(stack: str) -> None:
+    files = role_files(stack, "monitoring")
+    secret = {p for p in files if p.startswith(f"{units.SECRETS_DIR}/")}
+    names = {units.SMTP_PASSWORD, units.DB_METRICS_PASSWORD, units.GRAFANA_ADMIN_PASSWORD}
+    assert {p.rsplit("/", 1)[1] for p in secret} >= names
+    for path in secret:
+        assert files[path].mode == "0600"
+    assert files[f"{units.SECRETS_DIR}/{units.SMTP_PASSWORD}"].content == placeholder_secret(
+        "alertSmtpPassword"
+    )
+    others = "".join(f.content for p, f in files.items() if p not in secret)
+    for path in secret:
+        assert files[path].content not in others
+
+
+@pytest.mark.parametrize("stack", STACKS)
+@pytest.mark.parametrize(
+    ("role", "path"),
+    [("monitoring", units.ACTIVATE_SCRIPT), ("app", units.PROMTAIL_ACTIVATE_SCRIPT)],
+)
+def test_the_activation_scripts_pass_shellcheck(
+    stack: str, role: str, path: str, tmp_path: Path
+) -> None:
+    file = role_files(stack, role)[path]
+    assert file.mode == "0755"
+    script = write(tmp_path / "script", file.content)
+    result = run_tool(["shellcheck", "-f", "gcc", str(script)])
+    assert result.returncode == 0, result.stdout
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_activation_mounts_the_stack_volume_and_never_formats_one_with_data(stack: str) -> None:
+    script = role_files(stack, "monitoring")[units.ACTIVATE_SCRIPT].content
+    assert f"DEVICE=/dev/disk/by-id/scsi-0DO_Volume_clipper-{stack}-monitoring-data" in script
+    lines = script.splitlines()
+    mkfs = next(i for i, line in enumerate(lines) if "mkfs" in line)
+    assert lines[mkfs - 1].startswith("if ! blkid")
+    assert "nofail" in script  # a missing volume must not stop the host from booting
+    assert lines[0] == "#!/bin/bash" and "set -euo pipefail" in lines
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_activation_waits_until_every_container_answers(stack: str) -> None:
+    script = role_files(stack, "monitoring")[units.ACTIVATE_SCRIPT].content
+    checks = [line for line in script.splitlines() if line.startswith("curl --fail")]
+    assert len(checks) == len(MONITORING_UNITS)
+    assert f"systemctl restart {' '.join(f'clipper-{n}.service' for n in MONITORING_UNITS)}" in (
+        script
+    )
+
+
+def test_a_failing_step_stops_the_activation_script(tmp_path: Path) -> None:
+    """Run the script with a volume that never appears: it stops with a clear error, before
+    touching fstab or any service."""
+    text = role_files("staging", "monitoring")[units.ACTIVATE_SCRIPT].content
+    text = text.replace("seq 1 90", "seq 1 1").replace("sleep 2", "true")
+    text = re.sub(r"^DEVICE=.*$", f"DEVICE={tmp_path}/no-such-volume", text, flags=re.M)
+    script = write(tmp_path / "activate", text)
+    result = run_tool(["bash", str(script)])
+    assert result.returncode == 1
+    assert "the monitoring volume is not attached" in result.stderr
+    assert "filesystem and mount" not in result.stdout
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_promtail_reads_host_logs_read_only_and_names_its_host(stack: str) -> None:
+    unit = _unit(stack, "promtail", "app")
+    argv = _exec_start(unit)
+    mounts = [a for a in argv if a.startswith("--volume=")]
+    writable = [m for m in mounts if m.endswith(":rw")]
+    assert writable == [f"--volume={units.PROMTAIL_STATE_DIR}:/promtail:rw"]
+    assert "--volume=/var/log/nginx:/var/log/nginx:ro" in mounts
+    assert "--env=HOST=%H" in argv and "-config.expand-env=true" in argv
+    assert "RequiresMountsFor" not in unit
