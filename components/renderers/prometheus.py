@@ -57,7 +57,9 @@ BACKUP_MAX_AGE_HOURS = 26  # a daily backup, plus two hours of slack
 # DigitalOcean's endpoint exposes postgres_exporter-style series; if a deployment shows another
 # name for the backend count, change it here (the rule tests follow).
 POSTGRES_CONNECTIONS_METRIC = "pg_stat_activity_count"
+# Written by hostscripts/clipper-backup into node_exporter's textfile collector.
 BACKUP_METRIC = "clipper_backup_last_success_timestamp_seconds"
+BACKUP_FAILURE_METRIC = "clipper_backup_last_failure_timestamp_seconds"
 
 REQUESTS_METRIC = "clipper_nginx_http_requests_total"
 DURATION_METRIC = "clipper_nginx_http_request_duration_seconds"
@@ -256,6 +258,7 @@ def alert_names() -> tuple[str, ...]:
         "DiskSpaceLow",
         "TlsCertificateExpiring",
         "BackupStale",
+        "BackupFailed",
     )
 
 
@@ -378,6 +381,15 @@ def render_alert_rules(settings: Settings) -> str:
             "No successful backup for more than a day",
             "The last successful backup on {{ $labels.host }} is"
             " {{ $value | humanizeDuration }} old.",
+        ),
+        _alert(
+            "BackupFailed",
+            f"max by (instance, host) ({BACKUP_FAILURE_METRIC})"
+            f" > max by (instance, host) ({BACKUP_METRIC})",
+            "5m", "warning",
+            "The last backup attempt failed",
+            "The backup on {{ $labels.host }} failed after its last success; see"
+            " `journalctl -u clipper-backup` there.",
         ),
     ]  # fmt: skip
     assert tuple(a["alert"] for a in alerts) == alert_names()

@@ -16,6 +16,7 @@ import yaml
 from components import slugs
 from components.renderers import prometheus
 from components.renderers.prometheus import (
+    BACKUP_FAILURE_METRIC,
     BACKUP_METRIC,
     DURATION_METRIC,
     POSTGRES_CONNECTIONS_METRIC,
@@ -113,6 +114,7 @@ def _cases(s: Settings) -> list[Case]:
         return {f"probe_ssl_earliest_cert_expiry{{{site_sel}}}": f"{expiry:g}x60"}
 
     backup = f"{BACKUP_METRIC}{{{node_sel}}}"
+    failure = f"{BACKUP_FAILURE_METRIC}{{{node_sel}}}"
     return [
         # 0.2 of 2.2 requests/s fail: 9% > 5%.
         Case("HighErrorRate", True, requests(0.2, 2.0)),
@@ -164,6 +166,9 @@ def _cases(s: Settings) -> list[Case]:
              labels={"instance": node["instance"], "host": "app-1"}),
         Case("BackupStale", False, {backup: "0+300x400"}, at="28h", interval="5m",
              evaluation="5m"),
+        Case("BackupFailed", True, {backup: "100x60", failure: "200x60"},
+             labels={"instance": node["instance"], "host": "app-1"}),
+        Case("BackupFailed", False, {backup: "200x60", failure: "100x60"}),
     ]  # fmt: skip
 
 
