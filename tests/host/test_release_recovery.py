@@ -104,6 +104,31 @@ def test_rollback_restores_the_previous_version_in_seconds_with_no_failed_reques
     print(f"rollback: traffic on the previous release after {switched:.2f}s")
 
 
+def test_a_rollback_killed_after_the_switch_is_finished_not_repeated_by_a_re_run(
+    app_host_on_v1: AppHost,
+) -> None:
+    host = app_host_on_v1
+    previous = active_release(host)
+    host.use_images("v2", "v2", "v2")
+    assert host.release("deploy").returncode == 0
+    with host.load() as load:
+        first = host.spawn("rollback")
+        first.wait_for_line(r"switched: ")
+        first.kill()
+        again = host.release("rollback")
+        finished = time.monotonic()
+        assert load.wait_for_requests(40)
+    assert again.returncode == 0, first.output + again.stdout + again.stderr
+    assert f"finishing an interrupted rollback to {previous['id']}" in again.stdout
+    assert load.result.failed == 0, load.result.summary() + host.nginx_errors()
+    assert set(load.versions_since(finished)) == {"v1"}
+    assert active_release(host)["id"] == previous["id"], "one step back, not two"
+    status = host.status()
+    idle = "green" if status["active_color"] == "blue" else "blue"
+    assert status["colors"][idle]["containers"]["backend"]["state"].startswith("exited")
+    assert not (host.root / "state" / "rollback.pending").exists()
+
+
 def test_rollback_without_the_old_containers_recreates_them_from_the_recorded_images(
     app_host_on_v1: AppHost,
 ) -> None:
