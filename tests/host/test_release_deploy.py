@@ -223,3 +223,25 @@ def test_releases_beyond_release_keep_are_pruned_with_their_images(
     assert not (host.root / "state" / "migrations" / first).exists()
     assert not host.engine.image_exists(host.image("backend", "v1")), "v1's tag is pruned"
     assert host.engine.image_exists(host.image("backend", "v2"))
+
+
+def test_an_include_nginx_rejects_is_rolled_back_and_the_old_version_keeps_serving(
+    app_host_on_v1: AppHost,
+) -> None:
+    host = app_host_on_v1
+    active = colour_of(host, host.served_version())
+    idle = "green" if active == "blue" else "blue"
+    live_include = host.include.read_text()
+    colors = json.loads(json.dumps(host.config["colors"]))
+    colors[idle]["upstreams"] = "upstream clipper_backend { server 127.0.0.1:1 no_such_flag; }\n"
+    host.write_config(colors=colors)
+    host.use_images("v2", "v2", "v2")
+    with host.load() as load:
+        proc = host.release("deploy")
+        assert load.wait_for_requests(40)
+    assert proc.returncode == 1
+    assert f"nginx rejected the config with the {idle} include" in proc.stderr
+    assert "no_such_flag" in proc.stderr, "nginx's own message is shown"
+    assert host.include.read_text() == live_include, "the previous include is back"
+    assert load.result.failed == 0, load.result.summary() + host.nginx_errors()
+    assert set(load.result.versions) == {"v1"}
