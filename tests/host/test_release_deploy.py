@@ -12,6 +12,7 @@ import hashlib
 import json
 import secrets
 import time
+from typing import Any
 
 import pytest
 
@@ -24,11 +25,11 @@ def short_sha(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-def releases_json(host: AppHost) -> dict[str, object]:
+def releases_json(host: AppHost) -> dict[str, Any]:
     return dict(json.loads((host.root / "state" / "releases.json").read_text()))
 
 
-def colour_of(host: AppHost, version_answer: dict[str, object]) -> str:
+def colour_of(host: AppHost, version_answer: dict[str, Any]) -> str:
     port = version_answer["port"]
     return next(color for color, p in host.backend_ports.items() if p == port)
 
@@ -56,7 +57,7 @@ def test_a_deploy_under_load_serves_the_new_version_with_no_failed_request(
     assert containers[f"{prefix}-{old_colour}-backend"] == "exited", "old colour kept, stopped"
     assert containers[f"{prefix}-{new_colour}-backend"] == "running"
     record = releases_json(host)
-    active = next(r for r in record["releases"] if r["id"] == record["active"])  # type: ignore[attr-defined]
+    active = next(r for r in record["releases"] if r["id"] == record["active"])
     assert active["version"] == "v2-" + host.token and active["color"] == new_colour
     assert active["activated_at"].endswith("Z")
     assert host.psql("SELECT version, dirty FROM schema_migrations").strip() == "2|f"
@@ -218,7 +219,7 @@ def test_releases_beyond_release_keep_are_pruned_with_their_images(
     proc = host.release("deploy")
     assert proc.returncode == 0, proc.stderr
     assert f"pruned 1 old release(s): {first}" in proc.stdout
-    ids = [r["id"] for r in releases_json(host)["releases"]]  # type: ignore[attr-defined]
+    ids = [r["id"] for r in releases_json(host)["releases"]]
     assert len(ids) == 2 and first not in ids
     assert not (host.root / "state" / "migrations" / first).exists()
     assert not host.engine.image_exists(host.image("backend", "v1")), "v1's tag is pruned"

@@ -9,7 +9,6 @@ and SIGTERM drain as the real app (see shared/clipper-app.md), in a few lines of
 - `/api/v1/version`: the version baked in at build time and a short, non-secret fingerprint of
   the environment it runs with, so a test sees a secret rotation arrive.
 - `/api/v1/sleep?ms=N`: a slow request, to prove in-flight requests survive a drain.
-- `/api/v1/schema`: golang-migrate's `schema_migrations` row, to see migrations applied.
 - SIGTERM: stop accepting, finish in-flight requests for up to 5 s, exit (Go's Shutdown).
 
 Build args pick a variant: VERSION (v1, v2, ...), MODE (normal, never-ready, crash).
@@ -188,13 +187,6 @@ def sleep(handler: Handler) -> tuple[int, str, bytes]:
     return as_json(200, {"slept_ms": millis, "version": VERSION})
 
 
-def schema(_: Handler) -> tuple[int, str, bytes]:
-    with db_connect() as conn, conn.cursor() as cur:
-        cur.execute("SELECT version, dirty FROM schema_migrations LIMIT 1")
-        row = cur.fetchone()
-    return as_json(200, {"version": row[0] if row else None, "dirty": row[1] if row else None})
-
-
 def main() -> None:
     port = int(os.environ.get("PORT", "8080"))
     log(f"clipper stand-in backend {VERSION} ({MODE}) starting on :{port}")
@@ -219,7 +211,6 @@ def main() -> None:
         "/health/ready": ready,
         "/api/v1/version": version,
         "/api/v1/sleep": sleep,
-        "/api/v1/schema": schema,
     }
     Handler.extra_headers = {"X-Clipper-Version": VERSION}
     # The Go app binds :PORT; on the host network the stand-in keeps to loopback, where nginx
