@@ -485,3 +485,23 @@ def test_a_credentials_file_others_can_read_is_refused(site: BackupSite) -> None
     proc = site.run("backup")
     assert proc.returncode == 2
     assert "it must be 0600" in proc.stdout
+
+
+def test_a_restore_with_a_role_leaves_the_app_role_owning_what_it_restored(
+    site: BackupSite,
+) -> None:
+    role = f"{site.database}_owner"
+    site.pg.create_role(role, login=False)
+    try:
+        site.ok("backup")
+        target = f"{site.database}_owned"
+        site.ok("restore", "--from", "latest", "--target-db", target, "--role", role)
+        owners = site.sql(
+            "SELECT DISTINCT tableowner FROM pg_tables WHERE schemaname = 'public'", target
+        )
+        assert owners == role
+        assert fingerprint(site, target) == fingerprint(site, site.database)
+        assert site.sql("SELECT count(*) FROM pg_extension WHERE extname = 'pgcrypto'", target)
+    finally:
+        site.pg.psql(f'DROP DATABASE IF EXISTS "{site.database}_owned" WITH (FORCE)')
+        site.pg.psql(f'DROP ROLE IF EXISTS "{role}"')
