@@ -46,7 +46,8 @@ class AppSecretsArgs:
     secrets: Secrets
     # What the backend connects with (the session pool or the cluster, per `dbConnection`).
     app_database: PostgresLogin
-    # The cluster's admin, in the app's database: extensions need it on a managed cluster.
+    # The cluster's admin, in the app's database, over the DIRECT connection: extensions and
+    # grants need the admin on a managed cluster, and migrations connect to this address too.
     admin_database: PostgresLogin
     cache_password: pulumi.Input[str]
 

@@ -41,9 +41,10 @@ PACKAGES=(
   openssh-server
   openssh-client
   openssh-sftp-server
-  # databases and clients
+  # databases and clients; PgBouncer stands in for DigitalOcean's connection pool
   postgresql
   postgresql-client
+  pgbouncer
   redis-server
   redis-tools
   # the S3 client clipper-backup uses (the backup host tests talk to moto on loopback)
@@ -118,7 +119,7 @@ log "apt-get install ${PACKAGES[*]}"
 
 log "verifying the binaries the tests call"
 for bin in nginx promtool amtool prometheus-blackbox-exporter cloud-init shellcheck dockerd containerd debootstrap \
-  /usr/sbin/sshd ssh ssh-keygen /usr/lib/postgresql/15/bin/initdb psql redis-server \
+  /usr/sbin/sshd ssh ssh-keygen /usr/lib/postgresql/15/bin/initdb psql pgbouncer redis-server \
   redis-cli stunnel4 wrk curl openssl ip logrotate fail2ban-client docker-registry \
   systemd-analyze certbot pebble pebble-challtestsrv rclone; do
   if ! command -v "${bin}" >/dev/null 2>&1; then

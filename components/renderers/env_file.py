@@ -1,4 +1,4 @@
-"""The env files a release reads: what the backend reads, and the admin login for extensions.
+"""The env files a release reads: what the backend reads, and the admin's direct login.
 
 Format (the release contract; `clipper-release` parses exactly this): one `KEY=VALUE` per line,
 `#` starts a comment line. A value that holds a newline, `"`, `\\`, `$`, `'`, `#` or leading or
@@ -54,7 +54,9 @@ BACKEND_OPTIONAL_KEYS: tuple[str, ...] = (
     "OPENSEARCH_USERNAME",
     "OPENSEARCH_PASSWORD",
 )
-# libpq's own variables: psql on the host reads them to create the extensions.
+# libpq's own variables: psql on the host reads them to create the extensions and grant the app
+# user its rights; clipper-release also takes the cluster's DIRECT address from them (PGHOST,
+# PGPORT, PGDATABASE, PGSSLMODE) for golang-migrate, which must not go through the pool.
 DB_ADMIN_KEYS: tuple[str, ...] = (
     "PGHOST",
     "PGPORT",
@@ -149,7 +151,9 @@ def backend_env(
 
 
 def db_admin_env(admin: PostgresLoginValues) -> dict[str, str]:
-    """The admin login, as libpq variables, for `CREATE EXTENSION` in the app's database."""
+    """The admin login to the app's database over the cluster's direct connection (never the
+    pool), as libpq variables: for `CREATE EXTENSION` and the grants, and the address the
+    release's migrations connect to (as the app's user)."""
     return {
         "PGHOST": admin.host,
         "PGPORT": str(admin.port),

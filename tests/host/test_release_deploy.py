@@ -16,7 +16,9 @@ from typing import Any
 
 import pytest
 
-from tests.support.release_host import AppHost
+from tests.support.docker import DockerEngine
+from tests.support.release_host import AppHost, ReleaseImages
+from tests.support.services import PostgresServer, RedisServer
 
 pytestmark = pytest.mark.slow
 
@@ -157,6 +159,57 @@ def test_a_failing_migration_moves_no_traffic_and_shows_the_sql_error(
     # ...and the next deploy refuses until an operator forces the version.
     again = host.release("deploy")
     assert again.returncode == 1 and "Dirty database version 3" in again.stderr
+
+
+def test_migrate_force_clears_the_dirty_mark_so_the_fixed_release_deploys(
+    app_host_on_v1: AppHost,
+) -> None:
+    host = app_host_on_v1
+    host.use_images("v2", "v2", "bad")
+    failed = host.release("deploy")
+    assert failed.returncode == 1
+    assert "`clipper-release migrate-force <last good version>`" in failed.stderr
+    assert host.psql("SELECT version, dirty FROM schema_migrations").strip() == "3|t"
+    # 000003 ran in one transaction, so nothing of it is left to repair: 2 is the last good one.
+    forced = host.release("migrate-force", "2")
+    assert forced.returncode == 0, forced.stdout + forced.stderr
+    assert "version 3 (dirty)" in forced.stdout, "it shows what it forced from"
+    assert "schema version forced to 2; now version 2 (clean)" in forced.stdout
+    assert host.psql("SELECT version, dirty FROM schema_migrations").strip() == "2|f"
+    assert not [n for n in host.containers() if n.endswith("-migrate")], "its container is gone"
+    # The fixed release (the broken migration dropped) now deploys.
+    host.use_images("v2", "v2", "v2")
+    fixed = host.release("deploy")
+    assert fixed.returncode == 0, fixed.stdout + fixed.stderr
+    assert host.wait_serving("v2"), host.nginx_errors()
+
+
+def test_a_first_deploy_on_a_new_cluster_lets_the_app_user_create_its_tables(
+    docker_engine: DockerEngine,
+    postgres_server: PostgresServer,
+    redis_server: RedisServer,
+    release_images: ReleaseImages,
+) -> None:
+    """As on a new DigitalOcean cluster, the database belongs to the admin, and PostgreSQL 15+
+    lets the app user create nothing in schema public: the deploy grants it, as the admin,
+    before golang-migrate (as the app user) creates the tables, which are then the app's."""
+    with AppHost(
+        docker_engine, postgres_server, redis_server, release_images, app_owns_database=False
+    ) as host:
+        user = host.env["DB_USER"]
+        can_create = f"SELECT has_schema_privilege('{user}', 'public', 'CREATE')"
+        assert host.psql(can_create).strip() == "f", "no CREATE on public before the deploy"
+        owner = "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = current_database()"
+        assert host.psql(owner).strip() == postgres_server.admin_user, "the admin's database"
+
+        proc = host.release("deploy")
+
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert host.psql(can_create).strip() == "t"
+        assert host.psql("SELECT version, dirty FROM schema_migrations").strip() == "1|f"
+        owners = host.psql("SELECT DISTINCT tableowner FROM pg_tables WHERE schemaname = 'public'")
+        assert owners.split() == [user], "the migrations' tables belong to the app user"
+        assert host.wait_stable("v1"), host.nginx_errors()
 
 
 def test_a_secret_rotation_reaches_the_running_app_with_no_failed_request(

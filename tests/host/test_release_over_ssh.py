@@ -2,21 +2,23 @@
 
 The program runs under mocks (`custom_run("staging", ...)`) pointed at this test's world: the
 stand-in images in a loopback registry (so the migrate image is pinned by a real digest and the
-deploy really pulls), the cache tunnel port of a real Redis, the database connected directly.
-From what it declared we take, for app-1, each remote command's exact command line and stdin in
-their dependency order, replace only what pulumi-command would take from a real droplet (the
-address, the deploy key) and the database's address, and run them over SSH against a
-"droplet": a container from the Debian base image with sshd, nginx, sudo, python3 and psql, the
-docker CLI talking to the test engine through its socket, on the host network (so it shares
-loopback with PostgreSQL, Redis and the app containers), with a `deploy` user that has the test
-key and passwordless sudo, as cloud-init makes it.
+deploy really pulls), the cache tunnel port of a real Redis, and the stack's default database
+path, DigitalOcean's session pool: PgBouncer here, in front of a PostgreSQL with TLS whose app
+database belongs to the admin, as a new cluster's does (so the app user cannot create tables in
+schema public until the deploy grants it). From what it declared we take, for app-1, each remote
+command's exact command line and stdin in their dependency order, replace only what
+pulumi-command would take from a real droplet (the address, the deploy key) and the addresses
+of the pool and the cluster, and run them over SSH against a "droplet": a container from the
+Debian base image with sshd, nginx, sudo, python3 and psql, the docker CLI talking to the test
+engine through its socket, on the host network (so it shares loopback with PostgreSQL, the pool,
+Redis and the app containers), with a `deploy` user that has the test key and passwordless
+sudo, as cloud-init makes it. Its state dir lives in the container only: the release script
+copies the migrations into golang-migrate's container, so the engine never needs its paths.
 
 Test shims, each named where it is made: `cloud-init status --wait` answering done (no
 cloud-init in a container); a minimal nginx site in place of the edge's TLS site; a stub
-`vector` extension (pgvector is not packaged for Debian's PostgreSQL 15); and a machine-side
-symlink /var/lib/clipper -> the container's state dir, because the script bind-mounts the
-release's migrations dir into the migrate container and the engine resolves bind-mount paths on
-the machine, not in the "droplet" container that runs the docker CLI.
+`vector` extension (pgvector is not packaged for Debian's PostgreSQL 15); and a pool that logs
+in to PostgreSQL as a read-only role, so that a migration sent through it would fail.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ from tests.support import (
     wait_for_port,
     wait_until,
 )
+from tests.support.pgbouncer import PgBouncerPool, PoolLogin
 from tests.support.program import custom_run, default_secrets, plain
 from tests.support.release_host import ReleaseImages
 
@@ -122,6 +125,7 @@ printf 'deploy ALL=(ALL) NOPASSWD:ALL\\n' > /etc/sudoers.d/90-cloud-init-users
 chmod 0440 /etc/sudoers.d/90-cloud-init-users
 printf '%s' "$CLOUD_INIT_SHIM" > /usr/local/bin/cloud-init
 chmod 0755 /usr/local/bin/cloud-init
+install -d -m 0755 "$(dirname "$HOST_READY")"
 mkdir -p "$(dirname "$INCLUDE")"
 printf '%s' "$INITIAL_INCLUDE" > "$INCLUDE"
 printf '%s' "$SITE" > /etc/nginx/conf.d/clipper.conf
@@ -278,8 +282,11 @@ class World:
 
     run: ProgramRun
     postgres: PostgresServer
+    pool: PgBouncerPool
     redis: RedisServer
     overrides: dict[str, str]
+    app_env: dict[str, str]
+    admin_env: dict[str, str]
 
     def program(self, twitch_secret: str) -> ProgramRun:
         """The same stack with another Twitch client secret (`pulumi config set --secret`)."""
@@ -301,7 +308,11 @@ def _env_values(stdin: str, path: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def world(registry_release: RegistryRelease, tls_postgres: PostgresServer) -> Iterator[World]:
+def world(
+    registry_release: RegistryRelease,
+    tls_postgres: PostgresServer,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[World]:
     tunnel_port = free_port()
     overrides = {
         "imageBackend": registry_release.backend,
@@ -309,8 +320,6 @@ def world(registry_release: RegistryRelease, tls_postgres: PostgresServer) -> It
         "imageMigrations": registry_release.migrations,
         "imageMigrate": registry_release.migrate,
         "cacheTunnelPort": str(tunnel_port),
-        # No PgBouncer here: the app connects to the "cluster" directly.
-        "dbConnection": "direct",
         "releaseDrainSeconds": "2",
     }
     secrets = {**default_secrets("staging", overrides), "twitchClientSecret": TWITCH_SECRET}
@@ -318,11 +327,34 @@ def world(registry_release: RegistryRelease, tls_postgres: PostgresServer) -> It
     env_stdin = plain(_step(run, "env-install").inputs["stdin"])
     app = _env_values(env_stdin, host_layout.BACKEND_ENV_FILE)
     admin = _env_values(env_stdin, host_layout.DB_ADMIN_ENV_FILE)
-    # The logins the program made (DigitalOcean would hold them) exist on the test server.
-    tls_postgres.create_role(admin["PGUSER"], admin["PGPASSWORD"], superuser=True)
-    tls_postgres.create_database(app["DB_NAME"], owner=app["DB_USER"], password=app["DB_PASSWORD"])
-    with RedisServer(password=app["REDIS_PASSWORD"], port=tunnel_port) as redis:
-        yield World(run, tls_postgres, redis, overrides)
+    # The stack's default: the backend goes through the pool, whose name is its database name.
+    assert app["DB_PORT"] != admin["PGPORT"] and app["DB_NAME"] != admin["PGDATABASE"]
+    # The logins and database the program made (DigitalOcean would hold them) exist on the
+    # test server: the database belongs to the admin, who created it, as on a new cluster.
+    pg = tls_postgres
+    pg.create_role(admin["PGUSER"], admin["PGPASSWORD"], superuser=True)
+    pg.create_role(app["DB_USER"], app["DB_PASSWORD"])
+    pg.psql(f'CREATE DATABASE "{admin["PGDATABASE"]}" OWNER "{admin["PGUSER"]}";')
+    pg.psql("REVOKE CREATE ON SCHEMA public FROM PUBLIC;", admin["PGDATABASE"])  # PG 15's default
+    # TEST SHIM: the pool logs in to PostgreSQL as a read-only role of its own (DigitalOcean's
+    # uses the app's login): the backend only reads, and a migration through the pool fails.
+    reader = PoolLogin("clipper_pool_reader", "pool-reader-password")
+    pg.create_role(reader.user, reader.password)
+    pg.psql(f"ALTER ROLE {reader.user} SET default_transaction_read_only = on;")
+    pool_tls = make_tls_files(tmp_path_factory.mktemp("pool-tls"))
+    with (
+        PgBouncerPool(
+            name=app["DB_NAME"],
+            database=admin["PGDATABASE"],
+            server_host=pg.host,
+            server_port=pg.port,
+            client=PoolLogin(app["DB_USER"], app["DB_PASSWORD"]),
+            server=reader,
+            tls=pool_tls,
+        ) as pool,
+        RedisServer(password=app["REDIS_PASSWORD"], port=tunnel_port) as redis,
+    ):
+        yield World(run, pg, pool, redis, overrides, app, admin)
 
 
 # ------------------------------------------------------------------------------ the droplet
@@ -394,26 +426,7 @@ def _ports_free(*ports: int) -> list[int]:
 
 
 @pytest.fixture(scope="module")
-def state_dir_link() -> Iterator[Path]:
-    """TEST SHIM: /var/lib/clipper on the machine -> the droplet's state dir (see the docstring)."""
-    link = Path(host_layout.STATE_DIR)
-    with file_lock(cache_dir() / "e2e-state-dir.lock"):
-        if link.exists() or link.is_symlink():
-            pytest.fail(f"{link} exists on this machine; the e2e test needs it free for its link")
-        target = Path(tempfile.mkdtemp(prefix="clipper-e2e-state-"))
-        target.chmod(0o755)  # as cloud-init makes it: the deploy user checks the ready marker
-        link.symlink_to(target)
-        try:
-            yield target
-        finally:
-            link.unlink()
-            subprocess.run(["rm", "-rf", str(target)], check=False)
-
-
-@pytest.fixture(scope="module")
-def droplet(
-    docker_engine: DockerEngine, app_host_image: str, state_dir_link: Path, world: World
-) -> Iterator[Droplet]:
+def droplet(docker_engine: DockerEngine, app_host_image: str, world: World) -> Iterator[Droplet]:
     app_ports = [*host_layout.BACKEND_PORTS.values(), *host_layout.FRONTEND_PORTS.values()]
     taken = _ports_free(*app_ports)
     assert not taken, f"the colours' loopback ports {taken} are in use on this machine"
@@ -429,7 +442,6 @@ def droplet(
         docker_engine, "run", "-d", "--name", name, "--network", "host",
         "-v", f"{docker_engine.socket}:/var/run/docker.sock",
         "-v", "/usr/local/bin/docker:/usr/local/bin/docker:ro",
-        "-v", f"{state_dir_link}:{host_layout.STATE_DIR}",
         app_host_image, "sleep", "infinity",
     )  # fmt: skip
     droplet = Droplet(docker_engine, name, ssh_port, http_port, keys / "id")
@@ -481,7 +493,7 @@ def send_release(world: World, run: ProgramRun, droplet: Droplet) -> dict[str, s
         assert plain(reg.inputs["connection"])["user"] == host_layout.DEPLOY_USER
         create, stdin = plain(reg.inputs["create"]), plain(reg.inputs.get("stdin"))
         if step == "env-install":
-            stdin = _with_test_database(stdin, world.postgres)
+            stdin = _with_test_database(stdin, world)
         result = droplet.ssh(create, stdin)
         assert result.returncode == 0, f"{step} failed:\n{result.stdout}\n{result.stderr}"
         outputs[step] = result.stdout + result.stderr
@@ -509,6 +521,10 @@ def test_the_programs_commands_install_the_scripts_write_the_env_files_and_deplo
     # The deploy's record tells the operator what happened, and holds no secret.
     record = outputs["deploy"]
     assert "pulling" in record and "1/u create_clips" in record
+    # Migrations went to the cluster directly (the admin env's address), as the app's user,
+    # not through the backend's pool (through it they would fail: see the pool's shim).
+    direct = f"{world.app_env['DB_USER']}@{world.postgres.host}:{world.postgres.port}/clipper"
+    assert f"on {direct} (direct connection)" in record, record
     assert re.search(r"deployed v1-\w+ on (blue|green)", record), record
     for value in (TWITCH_SECRET, world.redis.password, _env_values_of(backend_env)["DB_PASSWORD"]):
         assert value not in record
@@ -519,6 +535,10 @@ def test_the_programs_commands_install_the_scripts_write_the_env_files_and_deplo
     assert json.loads(_get(f"{site}/api/v1/version")[1])["version"] == "v1"
     assert _get(f"{site}/health.html") == (200, "healthy\n")
     assert world.postgres.psql("SELECT version FROM schema_migrations;", "clipper").strip() == "1"
+    owners = world.postgres.psql(
+        "SELECT DISTINCT tableowner FROM pg_tables WHERE schemaname = 'public';", "clipper"
+    )
+    assert owners.split() == [world.app_env["DB_USER"]], "the app's tables belong to the app"
 
     # The same deploy again (an operator re-running it) changes nothing.
     again = droplet.ssh(plain(_step(world.run, "deploy").inputs["create"]), None)
@@ -583,13 +603,14 @@ def _env_values_of(text: str) -> dict[str, str]:
     return dict(line.split("=", 1) for line in text.splitlines() if "=" in line and line[0] != "#")
 
 
-def _with_test_database(stdin: str, postgres: PostgresServer) -> str:
-    """The env bundle with the database's address swapped for the test server's (the droplet
-    would reach DigitalOcean's private host; the test reaches 127.0.0.1). Nothing else moves."""
+def _with_test_database(stdin: str, world: World) -> str:
+    """The env bundle with the pool's and the cluster's addresses swapped for the test
+    servers' (the droplet would reach DigitalOcean's private hosts; the test reaches
+    127.0.0.1). Nothing else moves."""
     bundle = json.loads(stdin)
     swaps = {
-        "DB_HOST": postgres.host, "DB_PORT": str(postgres.port),
-        "PGHOST": postgres.host, "PGPORT": str(postgres.port),
+        "DB_HOST": world.pool.host, "DB_PORT": str(world.pool.port),
+        "PGHOST": world.postgres.host, "PGPORT": str(world.postgres.port),
     }  # fmt: skip
     for entry in bundle["files"]:
         for key, value in swaps.items():

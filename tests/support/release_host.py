@@ -262,6 +262,9 @@ class AppHost:
     redis: RedisServer
     images: ReleaseImages
     base_dir: Path | None = None
+    # False: the database belongs to the admin, as on a new DigitalOcean cluster (PostgreSQL
+    # 15+ then lets the app user create nothing in schema public until the deploy grants it).
+    app_owns_database: bool = True
     token: str = field(default_factory=lambda: secrets.token_hex(3))
     root: Path = field(init=False)
     nginx: NginxServer = field(init=False)
@@ -301,7 +304,12 @@ class AppHost:
         self._tag_images()
         self.db_name = f"clipper_{self.token}"
         app_user, app_password = f"clipper_app_{self.token}", secrets.token_hex(16)
-        self.postgres.create_database(self.db_name, owner=app_user, password=app_password)
+        if self.app_owns_database:
+            self.postgres.create_database(self.db_name, owner=app_user, password=app_password)
+        else:
+            self.postgres.create_role(app_user, app_password)
+            self.postgres.create_database(self.db_name)  # the admin's
+            self.psql("REVOKE CREATE ON SCHEMA public FROM PUBLIC;")  # PostgreSQL 15's default
         self._db_login = PostgresLoginValues(
             self.postgres.host, self.postgres.port, app_user, app_password, self.db_name
         )

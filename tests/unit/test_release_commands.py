@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from components import host_layout
+from components.database import APP_DATABASE, APP_USER, POOL_NAME
 from components.host_files import role_of
 from components.offline.render import host_files
 from components.offline.runner import ProgramRun
@@ -32,6 +33,7 @@ from tests.support.program import (
     plain,
     stack_run,
 )
+from tests.support.release_host import load_release_script
 
 COMMAND = "command:remote:Command"
 REMOTE_FILES = "clipper:host:RemoteFiles"
@@ -211,6 +213,35 @@ def test_the_env_files_travel_as_secret_stdin(staging_with_secrets: ProgramRun) 
     assert "STRIPE_SECRET_KEY=sk_test_stripe_secret_key_0123456789" in backend
     # The command itself is a fixed installer that reads the bundle from stdin.
     assert "json.load(sys.stdin)" in plain(env.inputs["create"])
+
+
+@pytest.mark.parametrize("connection", ["session-pool", "direct"])
+def test_the_env_files_let_migrations_reach_the_cluster_directly_whatever_the_app_uses(
+    connection: str,
+) -> None:
+    run = _staging({"dbConnection": connection})
+    stdin = json.loads(plain(_command(run, "app-1", "env").inputs["stdin"]))
+    files = {f["path"]: f["content"] for f in stdin["files"]}
+    script = load_release_script()
+    app = script.parse_env_text(files[host_layout.BACKEND_ENV_FILE])
+    admin = script.parse_env_text(files[host_layout.DB_ADMIN_ENV_FILE])
+    (cluster,) = [
+        c for c in run.of_type("digitalocean:index/databaseCluster:DatabaseCluster")
+        if c.inputs["engine"] == "pg"
+    ]  # fmt: skip
+    direct = (cluster.outputs["privateHost"], "25060", APP_DATABASE)
+    assert (admin["PGHOST"], admin["PGPORT"], admin["PGDATABASE"]) == direct
+    if connection == "session-pool":
+        (pool,) = run.of_type("digitalocean:index/databaseConnectionPool:DatabaseConnectionPool")
+        assert (app["DB_HOST"], app["DB_PORT"], app["DB_NAME"]) == (
+            pool.outputs["privateHost"], "25061", POOL_NAME,
+        )  # fmt: skip
+    else:
+        assert (app["DB_HOST"], app["DB_PORT"], app["DB_NAME"]) == direct
+    # What clipper-release makes of the two files: the cluster directly, as the app's user.
+    login = script.migrate_login(app, admin)
+    assert login.url == f"postgres://{APP_USER}@{direct[0]}:25060/{APP_DATABASE}?sslmode=require"
+    assert login.password == app["DB_PASSWORD"]
 
 
 def test_the_env_files_component_keeps_its_contents_secret(

@@ -4,6 +4,7 @@ pruning, golang-migrate's output and deploy.json validation."""
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -168,18 +169,146 @@ def test_an_unreadable_schema_version_stops_the_deploy_with_migrates_words(
         script.parse_migrate_version("error: failed to open database: connection refused\n")
 
 
-def test_the_migrate_url_carries_no_password(script: ModuleType) -> None:
-    env = {
-        "DB_HOST": "db.internal",
-        "DB_PORT": "25061",
-        "DB_USER": "app user",
-        "DB_PASSWORD": "s3cret",
-        "DB_NAME": "clipper",
-        "DB_SSLMODE": "require",
-    }
-    url = script.migrate_database_url(env)
-    assert url == "postgres://app%20user@db.internal:25061/clipper?sslmode=require"
-    assert "s3cret" not in url
+APP_ENV = {
+    "DB_HOST": "pool.db.internal",  # the session pool (dbConnection: session-pool)
+    "DB_PORT": "25061",
+    "DB_USER": "app user",
+    "DB_PASSWORD": "s3cret",
+    "DB_NAME": "clipper-app",  # the pool's name
+    "DB_SSLMODE": "require",
+}
+ADMIN_ENV = {
+    "PGHOST": "db.internal",
+    "PGPORT": "25060",
+    "PGUSER": "doadmin",
+    "PGPASSWORD": "admin-s3cret",
+    "PGDATABASE": "clipper",
+    "PGSSLMODE": "require",
+}
+
+
+def test_migrations_go_to_the_cluster_directly_as_the_app_user_with_no_password_in_the_url(
+    script: ModuleType,
+) -> None:
+    login = script.migrate_login(APP_ENV, ADMIN_ENV)
+    assert login.url == "postgres://app%20user@db.internal:25060/clipper?sslmode=require"
+    assert login.password == "s3cret"
+    assert login.target == "app%20user@db.internal:25060/clipper"
+    for secret in ("s3cret", "admin-s3cret"):
+        assert secret not in login.url
+
+
+def test_a_migrate_login_without_the_direct_address_is_refused(script: ModuleType) -> None:
+    with pytest.raises(script.ConfigError, match="admin env file lacks PGHOST"):
+        script.migrate_login(APP_ENV, {**ADMIN_ENV, "PGHOST": ""})
+    with pytest.raises(script.ConfigError, match="backend env file lacks DB_USER"):
+        script.migrate_login({**APP_ENV, "DB_USER": ""}, ADMIN_ENV)
+
+
+def test_the_admin_creates_the_extensions_then_lets_the_app_user_create_in_public(
+    script: ModuleType,
+) -> None:
+    sql = script.database_setup_sql(["pgcrypto", "ltree"], "clipper")
+    assert sql.splitlines() == [
+        'CREATE EXTENSION IF NOT EXISTS "pgcrypto";',
+        'CREATE EXTENSION IF NOT EXISTS "ltree";',
+        'GRANT CREATE, USAGE ON SCHEMA public TO "clipper";',
+    ]
+    # The role name comes from a file: it stays one quoted identifier whatever it holds.
+    hostile = script.database_setup_sql([], 'x"; DROP DATABASE clipper; --')
+    assert hostile == 'GRANT CREATE, USAGE ON SCHEMA public TO "x""; DROP DATABASE clipper; --";\n'
+    with pytest.raises(script.ConfigError):
+        script.quote_ident("")
+
+
+class FakeDocker:
+    """Records the docker CLI calls clipper-release makes; answers like an engine would."""
+
+    def __init__(self, running: set[str] | None = None) -> None:
+        self.calls: list[tuple[list[str], dict[str, str] | None]] = []
+        self.running = running or set()
+
+    def __call__(self, argv: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
+        env = kwargs.get("env")
+        self.calls.append((list(argv), dict(env) if env is not None else None))
+        args = argv[1:]
+        if args[:2] == ["container", "inspect"]:
+            docs = [
+                {"Name": f"/{name}", "State": {"Status": "running", "Running": True}}
+                for name in args[2:]
+                if name in self.running
+            ]
+            missing = "" if docs else "Error: No such container"
+            return subprocess.CompletedProcess(argv, 0 if docs else 1, json.dumps(docs), missing)
+        if args[0] == "start":
+            return subprocess.CompletedProcess(argv, 0, "", "1/u create_clips (3.1ms)\n")
+        return subprocess.CompletedProcess(argv, 0, "", "")
+
+    @property
+    def commands(self) -> list[list[str]]:
+        return [argv[1:] for argv, _ in self.calls]
+
+
+def _migrate_with(
+    script: ModuleType, config: Any, monkeypatch: pytest.MonkeyPatch, fake: FakeDocker
+) -> subprocess.CompletedProcess[str]:
+    monkeypatch.setattr(script, "run", fake)
+    login = script.migrate_login(APP_ENV, ADMIN_ENV)
+    host = script.Host(config)
+    result: subprocess.CompletedProcess[str] = host.migrate(
+        "migrate/migrate:v4.17.0", login, Path("/var/lib/clipper/migrations/v1-abc"), "up"
+    )
+    return result
+
+
+def test_golang_migrate_gets_the_migrations_copied_in_not_bind_mounted(
+    script: ModuleType, config: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = FakeDocker()
+    result = _migrate_with(script, config, monkeypatch, fake)
+    assert result.returncode == 0 and "create_clips" in result.stderr
+    runner = "clipper-migrate"
+    create = next(c for c in fake.commands if c[0] == "create")
+    assert create == [
+        "create", "--name", runner, "--network", "host", "-e", "PGPASSWORD",
+        "migrate/migrate:v4.17.0", "-path", "/migrations",
+        "-database", "postgres://app%20user@db.internal:25060/clipper?sslmode=require", "up",
+    ]  # fmt: skip
+    assert "-v" not in create and not any(":/migrations" in arg for arg in create)
+    steps = [c for c in fake.commands if c[0] != "container"]
+    assert steps[1:] == [
+        create,
+        ["cp", "/var/lib/clipper/migrations/v1-abc/.", f"{runner}:/migrations"],
+        ["start", "--attach", runner],
+        ["rm", runner],  # not -f: an interrupted migration is left to finish
+    ]
+    assert steps[0] == ["rm", "-f", runner], "what a killed run left is cleared first"
+    # The password reaches docker only through its environment, on `create`.
+    for argv, env in fake.calls:
+        assert "s3cret" not in " ".join(argv)
+        if argv[1] == "create":
+            assert env is not None and env["PGPASSWORD"] == "s3cret"
+
+
+def test_a_migration_left_running_by_a_killed_deploy_is_waited_for_not_cut_short(
+    script: ModuleType, config: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = FakeDocker(running={"clipper-migrate"})
+    _migrate_with(script, config, monkeypatch, fake)
+    steps = [c for c in fake.commands if c[0] != "container"]
+    assert steps[:2] == [["wait", "clipper-migrate"], ["rm", "-f", "clipper-migrate"]]
+
+
+@pytest.mark.parametrize(
+    ("version", "error"),
+    [("latest", "'latest' is not a migration version"), ("-2", "a version is >= 0 (or -1")],
+)
+def test_migrate_force_takes_only_a_migration_version(
+    script: ModuleType, capsys: pytest.CaptureFixture[str], version: str, error: str
+) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        script.main(["migrate-force", version])
+    assert stopped.value.code == 2 and error in capsys.readouterr().err
 
 
 # ------------------------------------------------------------------------------ deploy.json

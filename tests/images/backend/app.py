@@ -77,9 +77,12 @@ def db_connect() -> psycopg2.extensions.connection:
         dbname=os.environ.get("DB_NAME", "clipper"),
         sslmode=os.environ.get("DB_SSLMODE", "disable"),
         connect_timeout=CHECK_TIMEOUT,
-        options=f"-c statement_timeout={CHECK_TIMEOUT * 1000}",
     )
     conn.autocommit = True
+    # A SET, not the `options` startup parameter: PgBouncer (DigitalOcean's pool) refuses that,
+    # and the real app (pgx) sends none.
+    with conn.cursor() as cur:
+        cur.execute(f"SET statement_timeout = {CHECK_TIMEOUT * 1000}")
     return conn
 
 

@@ -73,7 +73,10 @@ def up_files(path: str) -> list[tuple[int, str, Path]]:
 def set_version(cur: psycopg2.extensions.cursor, version: int, dirty: bool) -> None:
     cur.execute("BEGIN")
     cur.execute("TRUNCATE schema_migrations")
-    cur.execute("INSERT INTO schema_migrations (version, dirty) VALUES (%s, %s)", (version, dirty))
+    if version >= 0 or dirty:  # `force -1` (no migration applied) leaves the table empty
+        cur.execute(
+            "INSERT INTO schema_migrations (version, dirty) VALUES (%s, %s)", (version, dirty)
+        )
     cur.execute("COMMIT")
 
 
