@@ -107,7 +107,7 @@ def test_the_project_holds_every_top_level_digitalocean_resource(stack: str) -> 
     ("stack", "thresholds"),
     [
         ("staging", {"cpu": 90, "memory": 90, "disk": 85}),
-        ("production", {"cpu": 80, "memory": 85, "disk": 80}),
+        ("production", {"cpu": 80, "memory": 80, "disk": 80}),
     ],
 )  # fmt: skip
 def test_droplet_alerts_use_the_settings_thresholds_on_the_app_tag(
