@@ -9,6 +9,8 @@ from urllib.parse import quote
 import pulumi
 import pulumi_digitalocean as do
 
+from components.data_stores import managed_cluster, trust_only_tags
+
 TUNNEL_HOST = "127.0.0.1"
 
 
@@ -60,24 +62,11 @@ class ManagedValkey(pulumi.ComponentResource):
     ) -> None:
         super().__init__("clipper:data:ManagedValkey", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        cluster = do.DatabaseCluster(
-            f"{name}-cluster",
-            name=f"clipper-{args.environment}-valkey",
-            engine="valkey",
-            version=args.version,
-            size=args.size,
-            node_count=args.node_count,
-            region=args.region,
-            private_network_uuid=args.vpc_id,
+        cluster = managed_cluster(
+            name, self, args, engine="valkey", label="valkey",
+            opts=pulumi.ResourceOptions(protect=args.protect),
             eviction_policy=args.eviction_policy,
-            maintenance_windows=[
-                do.DatabaseClusterMaintenanceWindowArgs(
-                    day=args.maintenance_day, hour=args.maintenance_hour
-                )
-            ],
-            tags=[f"clipper-{args.environment}"],
-            opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
-        )
+        )  # fmt: skip
         do.DatabaseValkeyConfig(
             f"{name}-settings",
             cluster_id=cluster.id,
@@ -85,12 +74,7 @@ class ManagedValkey(pulumi.ComponentResource):
             persistence=args.persistence,
             opts=child,
         )
-        do.DatabaseFirewall(
-            f"{name}-firewall",
-            cluster_id=cluster.id,
-            rules=[do.DatabaseFirewallRuleArgs(type="tag", value=t) for t in args.trusted_tags],
-            opts=child,
-        )
+        trust_only_tags(name, self, cluster.id, args.trusted_tags)
         ca = do.get_database_ca_output(
             cluster_id=cluster.id, opts=pulumi.InvokeOutputOptions(parent=self)
         )

@@ -23,6 +23,8 @@ from urllib.parse import quote
 import pulumi
 import pulumi_digitalocean as do
 
+from components.data_stores import managed_cluster, trust_only_tags
+
 APP_DATABASE = "clipper"
 APP_USER = "clipper"
 POOL_NAME = "clipper-app"
@@ -99,32 +101,12 @@ class ManagedPostgres(pulumi.ComponentResource):
     ) -> None:
         super().__init__("clipper:data:ManagedPostgres", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        cluster = do.DatabaseCluster(
-            f"{name}-cluster",
-            name=f"clipper-{args.environment}-pg",
-            engine="pg",
-            version=args.version,
-            size=args.size,
-            node_count=args.node_count,
-            region=args.region,
-            private_network_uuid=args.vpc_id,
-            maintenance_windows=[
-                do.DatabaseClusterMaintenanceWindowArgs(
-                    day=args.maintenance_day, hour=args.maintenance_hour
-                )
-            ],
-            tags=[f"clipper-{args.environment}"],
+        cluster = managed_cluster(
+            name, self, args, engine="pg", label="pg",
             # Production data: a `pulumi destroy` or a bad diff cannot drop it.
-            opts=pulumi.ResourceOptions(
-                parent=self, protect=args.protect, retain_on_delete=args.protect
-            ),
-        )
-        do.DatabaseFirewall(
-            f"{name}-firewall",
-            cluster_id=cluster.id,
-            rules=[do.DatabaseFirewallRuleArgs(type="tag", value=t) for t in args.trusted_tags],
-            opts=child,
-        )
+            opts=pulumi.ResourceOptions(protect=args.protect, retain_on_delete=args.protect),
+        )  # fmt: skip
+        trust_only_tags(name, self, cluster.id, args.trusted_tags)
         do.DatabasePostgresqlConfig(
             f"{name}-settings",
             cluster_id=cluster.id,
