@@ -39,9 +39,10 @@ def _summarise(value: Any) -> Any:
 
 
 def plan_rows(run: ProgramRun) -> list[dict[str, Any]]:
-    """One row per declared resource, in declaration order."""
+    """One row per declared resource, sorted by name: registration order depends on which
+    outputs resolve first, and a plan must read the same on every run."""
     rows = []
-    for reg in run.registrations:
+    for reg in sorted(run.registrations, key=lambda r: r.name):
         options: dict[str, Any] = {
             name: True
             for name, on in (
