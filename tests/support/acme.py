@@ -16,14 +16,20 @@ import subprocess
 import tempfile
 import urllib.request
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 
-from .procs import ServiceError, free_port, require_binary, safe_rmtree, stop_pid, wait_for_port
+from .procs import (
+    ManagedService,
+    ServiceError,
+    free_port,
+    require_binary,
+    safe_rmtree,
+    stop_pid,
+    wait_for_port,
+)
 from .tls import make_tls_files
 
 
-class AcmeServer:
+class AcmeServer(ManagedService):
     """Pebble + its mock DNS, validating HTTP-01 against `http_port` on 127.0.0.1."""
 
     service = "pebble"
@@ -122,19 +128,3 @@ class AcmeServer:
             proc.wait(timeout=5)
         self._procs.clear()
         safe_rmtree(self.dir)
-
-    def __enter__(self) -> Self:
-        try:
-            self.start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

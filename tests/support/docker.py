@@ -23,10 +23,9 @@ import subprocess
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 
 from .procs import (
+    ManagedService,
     ServiceError,
     children_of,
     log_tail,
@@ -84,7 +83,7 @@ def file_lock(path: Path, *, shared: bool = False) -> Iterator[None]:
         os.close(fd)
 
 
-class DockerEngine:
+class DockerEngine(ManagedService):
     """Debian's dockerd with its own data/exec root and socket under the cache dir.
 
     ``env`` is a full copy of ``os.environ`` with ``DOCKER_HOST`` pointing at this engine, for
@@ -118,22 +117,6 @@ class DockerEngine:
         self._proc: subprocess.Popen[bytes] | None = None
 
     # -- life cycle ---------------------------------------------------------------------------
-
-    def __enter__(self) -> Self:
-        try:
-            self.start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def ping(self) -> bool:
         """True when the daemon answers ``GET /_ping`` on its socket."""

@@ -22,10 +22,9 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 
 from .procs import (
+    ManagedService,
     ServiceError,
     free_port,
     pid_alive,
@@ -55,7 +54,7 @@ def _quoted(value: str) -> str:
     return '"' + value.replace('"', '""') + '"'
 
 
-class PgBouncerPool:
+class PgBouncerPool(ManagedService):
     """One pool `name` -> `database` on PostgreSQL at `server_host:server_port`, in session mode.
 
     Clients log in as `client` (checked with SCRAM against the auth file); the pool logs in to
@@ -165,19 +164,3 @@ class PgBouncerPool:
                 stop_pid(pid)
             safe_rmtree(self.dir)
             self.dir = None
-
-    def __enter__(self) -> Self:
-        try:
-            self.start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

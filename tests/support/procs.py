@@ -15,8 +15,11 @@ import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from types import TracebackType
+from typing import Self
 
 __all__ = [
+    "ManagedService",
     "ServiceError",
     "children_of",
     "free_port",
@@ -33,6 +36,33 @@ __all__ = [
 ]
 
 _HANDED_OUT: set[int] = set()
+
+
+class ManagedService:
+    """Context-manager plumbing for every test service: `with` starts it, and always stops it,
+    also when starting failed half way (so a failed start leaves no daemon behind)."""
+
+    def start(self) -> object:
+        raise NotImplementedError
+
+    def stop(self) -> object:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
 
 
 class ServiceError(RuntimeError):

@@ -34,8 +34,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib.machinery import SourceFileLoader
 from pathlib import Path
-from types import ModuleType, TracebackType
-from typing import Any, Self
+from types import ModuleType
+from typing import Any
 
 from components.host_layout import Color
 from components.offline.runner import stack_config
@@ -51,7 +51,7 @@ from components.settings import DATABASE_EXTENSIONS, PROJECT, Settings, parse_se
 
 from .docker import DockerEngine, cache_dir, file_lock
 from .load import LoadGenerator
-from .procs import ServiceError, free_port, wait_until
+from .procs import ManagedService, ServiceError, free_port, wait_until
 from .services import NginxServer, PostgresServer, RedisServer, nginx_main_conf
 
 __all__ = [
@@ -254,7 +254,7 @@ def _jwt_key_pair() -> tuple[str, str]:
 
 
 @dataclass
-class AppHost:
+class AppHost(ManagedService):
     """A Clipper app host in a temp dir, on real PostgreSQL, Redis, nginx and Docker."""
 
     engine: DockerEngine
@@ -277,22 +277,6 @@ class AppHost:
     _jwt: tuple[str, str] = field(init=False)
 
     # -- life cycle
-
-    def __enter__(self) -> Self:
-        try:
-            self.start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def start(self) -> None:
         self.root = Path(

@@ -22,12 +22,11 @@ import subprocess
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 from urllib.parse import quote
 
 from .docker import BASE_IMAGE, DockerEngine, build_base_image, cache_dir
 from .procs import (
+    ManagedService,
     ServiceError,
     children_of,
     free_port,
@@ -75,32 +74,6 @@ def _make_temp_dir(prefix: str, base_dir: Path | None, mode: int = 0o700) -> Pat
     return path
 
 
-class _Service:
-    """Shared context-manager plumbing: ``__exit__`` always calls ``stop()``."""
-
-    def start(self) -> None:
-        raise NotImplementedError
-
-    def stop(self) -> None:
-        raise NotImplementedError
-
-    def __enter__(self) -> Self:
-        try:
-            self.start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-
 # --------------------------------------------------------------------------------------------
 # PostgreSQL
 
@@ -113,7 +86,7 @@ def _quote_literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-class PostgresServer(_Service):
+class PostgresServer(ManagedService):
     """A throw-away PostgreSQL 15 cluster listening on 127.0.0.1 with SCRAM password auth.
 
     ``initdb`` refuses to run as root, so when we are root every server-side command runs as the
@@ -384,7 +357,7 @@ def _redis_log_pid(log: Path) -> int | None:
     return int(found[-1]) if found else None
 
 
-class RedisServer(_Service):
+class RedisServer(ManagedService):
     """redis-server on 127.0.0.1 with ``requirepass``; optionally TLS-only.
 
     In TLS mode the plain port is 0 (disabled) and ``port`` is the ``tls-port``; a private CA
@@ -645,7 +618,7 @@ def _holds_socket(pid: int, inodes: set[str]) -> bool:
     return False
 
 
-class NginxServer(_Service):
+class NginxServer(ManagedService):
     """nginx run as ``nginx -p DIR -e DIR/error.log -c DIR/nginx.conf`` in the foreground.
 
     The master runs as our child with ``-g 'daemon off;'`` (so the config must not set
@@ -813,7 +786,7 @@ class NginxServer(_Service):
 # sshd
 
 
-class SshHost(_Service):
+class SshHost(ManagedService):
     """An OpenSSH server on 127.0.0.1 that logs in to *this* machine with a generated key.
 
     The "remote" host of deploy tests is the test machine itself, so by default the user is the

@@ -10,15 +10,13 @@ from __future__ import annotations
 import subprocess
 import time
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 
-from .procs import ServiceError, require_binary, stop_pid, wait_for_port
+from .procs import ManagedService, ServiceError, require_binary, stop_pid, wait_for_port
 
 __all__ = ["StunnelProcess"]
 
 
-class StunnelProcess:
+class StunnelProcess(ManagedService):
     """`stunnel4 CONFIG` as a child process; `log` holds its output once stopped."""
 
     def __init__(self, config: Path, listen_port: int, *, timeout: float = 10.0) -> None:
@@ -52,19 +50,3 @@ class StunnelProcess:
         if self.proc is not None and self.proc.poll() is None:
             stop_pid(self.proc.pid, timeout=5.0)
         self.proc = None
-
-    def __enter__(self) -> Self:
-        try:
-            self.start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
