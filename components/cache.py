@@ -9,24 +9,15 @@ from urllib.parse import quote
 import pulumi
 import pulumi_digitalocean as do
 
-from components.data_stores import managed_cluster, trust_only_tags
+from components.data_stores import ClusterArgs, managed_cluster, trust_only_tags
 
 TUNNEL_HOST = "127.0.0.1"
 
 
 @dataclass(frozen=True)
-class ManagedValkeyArgs:
+class ManagedValkeyArgs(ClusterArgs):
     """The cluster's shape, network, eviction and persistence, and who may connect."""
 
-    environment: str
-    region: str
-    version: str
-    size: str
-    node_count: int
-    vpc_id: pulumi.Input[str]
-    maintenance_day: str
-    maintenance_hour: str
-    trusted_tags: tuple[pulumi.Input[str], ...]
     eviction_policy: str
     persistence: str
     tunnel_port: int

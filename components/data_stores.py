@@ -4,37 +4,33 @@ window and the stack's tag, and a firewall that trusts droplet tags only."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_digitalocean as do
 
 
-class ClusterPlacement(Protocol):
-    """The settings both `ManagedPostgresArgs` and `ManagedValkeyArgs` carry."""
+@dataclass(frozen=True)
+class ClusterArgs:
+    """What every managed data store is given: its shape, network, maintenance window, and
+    the droplet tags it trusts. `ManagedPostgresArgs` and `ManagedValkeyArgs` extend it."""
 
-    @property
-    def environment(self) -> str: ...
-    @property
-    def region(self) -> str: ...
-    @property
-    def version(self) -> str: ...
-    @property
-    def size(self) -> str: ...
-    @property
-    def node_count(self) -> int: ...
-    @property
-    def vpc_id(self) -> pulumi.Input[str]: ...
-    @property
-    def maintenance_day(self) -> str: ...
-    @property
-    def maintenance_hour(self) -> str: ...
+    environment: str
+    region: str
+    version: str
+    size: str
+    node_count: int
+    vpc_id: pulumi.Input[str]
+    maintenance_day: str
+    maintenance_hour: str
+    trusted_tags: tuple[pulumi.Input[str], ...]
 
 
 def managed_cluster(
     name: str,
     parent: pulumi.Resource,
-    args: ClusterPlacement,
+    args: ClusterArgs,
     *,
     engine: str,
     label: str,

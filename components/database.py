@@ -23,7 +23,7 @@ from urllib.parse import quote
 import pulumi
 import pulumi_digitalocean as do
 
-from components.data_stores import managed_cluster, trust_only_tags
+from components.data_stores import ClusterArgs, managed_cluster, trust_only_tags
 
 APP_DATABASE = "clipper"
 APP_USER = "clipper"
@@ -32,18 +32,9 @@ SSL_MODE = "require"  # DigitalOcean's clusters accept TLS only; the app support
 
 
 @dataclass(frozen=True)
-class ManagedPostgresArgs:
+class ManagedPostgresArgs(ClusterArgs):
     """The cluster's shape, network, maintenance, protection and connection path."""
 
-    environment: str
-    region: str
-    version: str
-    size: str
-    node_count: int
-    vpc_id: pulumi.Input[str]
-    maintenance_day: str
-    maintenance_hour: str
-    trusted_tags: tuple[pulumi.Input[str], ...]
     slow_query_ms: int
     connection: str = "session-pool"
     pool_size: int = 20
