@@ -60,3 +60,12 @@ def test_render_writes_files_under_role_and_absolute_path(tmp_path: Path) -> Non
     for path in written:
         assert path.is_file()
         assert path.relative_to(tmp_path).parts[0] in ROLES
+    expected = [
+        "app/var/lib/cloud/instance/user-data.txt",  # the user-data itself
+        "app/etc/nginx/conf.d/clipper.conf",  # from cloud-init write_files
+        "app/usr/local/bin/clipper-release",  # from a RemoteFiles component (over SSH)
+        "app/etc/clipper/backend.env",
+    ]
+    for relative in expected:
+        assert tmp_path / relative in written, relative
+    assert (tmp_path / "app/etc/clipper/backend.env").stat().st_mode & 0o777 == 0o600
