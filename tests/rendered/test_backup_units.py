@@ -4,11 +4,8 @@ command by shellcheck, and the config and credentials files by clipper-backup's 
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
-import sys
 from configparser import ConfigParser
-from importlib.machinery import SourceFileLoader
 from pathlib import Path
 from types import ModuleType
 
@@ -33,22 +30,14 @@ from components.renderers.backup_units import (
     render_drill_timer,
 )
 from tests.support.edge import install_host_files
+from tests.support.hostscripts import load_host_script
 
 SCHEDULE = "*-*-* 03:15:00 UTC"
 TARGET = BackupTarget("production", "clipper", "clipper-example-com-backups", "nyc3")
 
 
 def _backup_script() -> ModuleType:
-    name = "clipper_backup"
-    if name in sys.modules:
-        return sys.modules[name]
-    loader = SourceFileLoader(name, str(BACKUP_SCRIPT_SOURCE))
-    spec = importlib.util.spec_from_loader(name, loader)
-    assert spec is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up while the class is built
-    loader.exec_module(module)
-    return module
+    return load_host_script(BACKUP_SCRIPT_SOURCE, "clipper_backup")
 
 
 def _unit(text: str) -> ConfigParser:

@@ -24,11 +24,9 @@ from components.host_layout import (
     PROMTAIL_METRICS_PORT,
 )
 from components.offline.mocks import FAKE_CA_PEM
-from components.offline.runner import stack_config
 from components.renderers import cloud_init
 from components.renderers.valkey_tunnel import TUNNEL_CONFIG_FILE, TUNNEL_SERVICE, TUNNEL_UNIT_FILE
-from components.settings import Settings, parse_settings
-from tests.support.program import custom_run, of_role, plain, stack_run
+from tests.support.program import custom_run, of_role, plain, settings_for, stack_run
 
 STACKS = ["staging", "production"]
 ADMIN = {"staging": ["203.0.113.0/24"], "production": ["203.0.113.0/24", "198.51.100.16/28"]}
@@ -388,7 +386,7 @@ def test_a_failing_step_leaves_no_ready_marker(tmp_path: Path) -> None:
 
 
 def test_user_data_refuses_secret_material() -> None:
-    settings = _settings("staging")
+    settings = settings_for("staging")
     with pytest.raises(ValueError, match="secret material"):
         cloud_init.render_app_user_data(
             settings,
@@ -398,9 +396,3 @@ def test_user_data_refuses_secret_material() -> None:
             valkey_ca_certificate=FAKE_CA_PEM,
             extra_files=[HostFile("/etc/clipper/oops.env", "DB_PASSWORD=hunter2\n", "0600")],
         )
-
-
-def _settings(stack: str) -> Settings:
-    config, secret_keys = stack_config(stack)
-    raw = {k.split(":", 1)[1]: v for k, v in config.items()}
-    return parse_settings(stack, raw, {k.split(":", 1)[1] for k in secret_keys})

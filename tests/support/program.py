@@ -11,6 +11,7 @@ from pulumi.runtime import rpc
 from components.host_files import role_of
 from components.offline.mocks import Registration
 from components.offline.runner import ProgramRun, run_program, stack_config
+from components.settings import PROJECT, Settings, parse_settings
 
 
 @functools.cache
@@ -61,3 +62,11 @@ def plain(value: Any) -> Any:
 def contains_text(value: Any, needle: str) -> bool:
     """Whether `needle` appears anywhere in a recorded value, secret or not."""
     return needle in json.dumps(plain(value), default=str)
+
+
+def settings_for(stack: str, **overrides: Any) -> Settings:
+    """A stack's validated settings from its committed files, with no Pulumi runtime: what the
+    pure renderers take."""
+    config, secret_keys = stack_config(stack, overrides=overrides)
+    raw = {key.split(":", 1)[1]: value for key, value in config.items() if key.startswith(PROJECT)}
+    return parse_settings(stack, raw, {key.split(":", 1)[1] for key in secret_keys})

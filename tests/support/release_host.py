@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import base64
 import http.client
-import importlib.util
 import json
 import os
 import re
@@ -32,13 +31,11 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from importlib.machinery import SourceFileLoader
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 from components.host_layout import Color
-from components.offline.runner import stack_config
 from components.renderers.deploy_config import HostTarget, deploy_config
 from components.renderers.env_file import (
     BackendSecretValues,
@@ -47,11 +44,13 @@ from components.renderers.env_file import (
     db_admin_env,
     render_env_file,
 )
-from components.settings import DATABASE_EXTENSIONS, PROJECT, Settings, parse_settings
+from components.settings import DATABASE_EXTENSIONS
 
 from .docker import DockerEngine, cache_dir, file_lock
+from .hostscripts import load_host_script
 from .load import LoadGenerator
 from .procs import ManagedService, ServiceError, free_port, wait_until
+from .program import settings_for
 from .services import NginxServer, PostgresServer, RedisServer, nginx_main_conf
 
 __all__ = [
@@ -73,23 +72,7 @@ TEST_EXTENSIONS = tuple(name for name in DATABASE_EXTENSIONS if name != "vector"
 
 def load_release_script() -> ModuleType:
     """Import hostscripts/clipper-release (a file without .py) as a module, for unit tests."""
-    name = "clipper_release"
-    if name in sys.modules:
-        return sys.modules[name]
-    loader = SourceFileLoader(name, str(RELEASE_SCRIPT))
-    spec = importlib.util.spec_from_loader(name, loader)
-    assert spec is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up while the class is built
-    loader.exec_module(module)
-    return module
-
-
-def settings_for(stack: str, **overrides: Any) -> Settings:
-    """A stack's validated settings from its committed files, with no Pulumi runtime."""
-    config, secret_keys = stack_config(stack, overrides=overrides)
-    raw = {key.split(":", 1)[1]: value for key, value in config.items() if key.startswith(PROJECT)}
-    return parse_settings(stack, raw, {key.split(":", 1)[1] for key in secret_keys})
+    return load_host_script(RELEASE_SCRIPT, "clipper_release")
 
 
 # ---------------------------------------------------------------------------------- images

@@ -3,23 +3,15 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import pytest
 
 from components import host_layout
-from components.offline.runner import placeholder_secret, stack_config
+from components.offline.runner import placeholder_secret
 from components.renderers.deploy_config import HostTarget, deploy_config, render_deploy_config
 from components.renderers.nginx_upstreams import render_active_upstreams
-from components.settings import DATABASE_EXTENSIONS, PROJECT, SECRET_KEYS, Settings, parse_settings
-
-
-def settings_for(stack: str, **overrides: Any) -> Settings:
-    """A stack's validated settings from its committed files (no Pulumi runtime needed)."""
-    config, secret_keys = stack_config(stack, overrides=overrides)
-    raw = {key.split(":", 1)[1]: value for key, value in config.items() if key.startswith(PROJECT)}
-    present = {key.split(":", 1)[1] for key in secret_keys}
-    return parse_settings(stack, raw, present)
+from components.settings import DATABASE_EXTENSIONS, SECRET_KEYS
+from tests.support.program import settings_for
 
 
 @pytest.mark.parametrize("stack", ["staging", "production"])

@@ -11,7 +11,6 @@ from types import ModuleType
 
 import pytest
 
-from components.offline.runner import stack_config
 from components.renderers.env_file import (
     BackendSecretValues,
     PostgresLoginValues,
@@ -19,7 +18,7 @@ from components.renderers.env_file import (
     db_admin_env,
     render_env_file,
 )
-from components.settings import Settings, parse_settings
+from tests.support.program import settings_for
 
 PROJECT = Path(__file__).resolve().parents[2]
 HOST_SCRIPT = PROJECT / "hostscripts" / "clipper-release"
@@ -61,13 +60,6 @@ TRICKY = {
 }
 
 
-def _settings(stack: str, **overrides: str) -> Settings:
-    config, secret_keys = stack_config(stack)
-    raw = {k.split(":", 1)[1]: v for k, v in config.items()}
-    raw.update(overrides)
-    return parse_settings(stack, raw, {k.split(":", 1)[1] for k in secret_keys})
-
-
 DB = PostgresLoginValues("private-db.example", 25061, "clipper", "db-pass", "clipper-pool")
 SECRETS = BackendSecretValues(
     redis_password="redis-pass",
@@ -103,12 +95,12 @@ def _parse_like_dotenv(text: str) -> dict[str, str]:
 
 
 def test_backend_env_has_exactly_the_variables_the_app_reads() -> None:
-    env = backend_env(_settings("staging"), DB, SECRETS)
+    env = backend_env(settings_for("staging"), DB, SECRETS)
     assert set(env) == APP_READS
 
 
 def test_backend_env_points_redis_at_the_local_tunnel_and_requires_tls_to_postgres() -> None:
-    settings = _settings("staging")
+    settings = settings_for("staging")
     env = backend_env(settings, DB, SECRETS)
     assert (env["REDIS_HOST"], env["REDIS_PORT"], env["REDIS_DB"]) == (
         "127.0.0.1",
@@ -124,7 +116,7 @@ def test_backend_env_points_redis_at_the_local_tunnel_and_requires_tls_to_postgr
 
 
 def test_backend_env_carries_release_mode_environment_and_the_site_urls() -> None:
-    env = backend_env(_settings("production"), DB, SECRETS)
+    env = backend_env(settings_for("production"), DB, SECRETS)
     assert env["GIN_MODE"] == "release"
     assert env["ENVIRONMENT"] == "production"
     assert env["PORT"] == "8080"
@@ -138,13 +130,13 @@ def test_backend_env_carries_release_mode_environment_and_the_site_urls() -> Non
 
 
 def test_empty_origin_lists_mean_the_site_itself() -> None:
-    env = backend_env(_settings("staging"), DB, SECRETS)
+    env = backend_env(settings_for("staging"), DB, SECRETS)
     assert env["CORS_ALLOWED_ORIGINS"] == "https://staging.clipper.example.com"
     assert env["WEBSOCKET_ALLOWED_ORIGINS"] == "https://staging.clipper.example.com"
 
 
 def test_optional_integrations_appear_only_when_their_secret_is_set() -> None:
-    settings = _settings("staging")
+    settings = settings_for("staging")
     with_stripe = BackendSecretValues(
         **{**SECRETS.__dict__, "stripe_secret_key": "sk_live_x", "sentry_dsn": "https://k@s.io/1"}
     )
@@ -155,9 +147,9 @@ def test_optional_integrations_appear_only_when_their_secret_is_set() -> None:
 
 def test_opensearch_needs_its_url_and_brings_user_and_password() -> None:
     secrets = BackendSecretValues(**{**SECRETS.__dict__, "opensearch_password": "os-pass"})
-    without_url = backend_env(_settings("staging"), DB, secrets)
+    without_url = backend_env(settings_for("staging"), DB, secrets)
     assert not set(without_url) & OPTIONAL_INTEGRATIONS
-    settings = _settings(
+    settings = settings_for(
         "staging", opensearchUrl="https://search.internal:9200", opensearchUsername="clipper"
     )
     env = backend_env(settings, DB, secrets)
@@ -231,5 +223,5 @@ def test_the_host_script_parses_what_the_renderer_writes() -> None:
 
 
 def test_the_host_script_reads_a_whole_backend_env_file() -> None:
-    env = backend_env(_settings("production"), DB, SECRETS)
+    env = backend_env(settings_for("production"), DB, SECRETS)
     assert _script_parser()(render_env_file(env, "backend")) == env
