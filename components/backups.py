@@ -37,7 +37,7 @@ import pulumi_digitalocean as do
 
 from components import host_layout
 from components.host_files import HostFile
-from components.release import SSH_DIAL_ERROR_LIMIT, SSH_PER_DIAL_TIMEOUT_SECONDS, AppHost
+from components.release import AppHost, deploy_ssh
 from components.remote_files import RemoteFile, RemoteFiles, RemoteFilesArgs
 from components.renderers.backup_units import (
     TIMERS,
@@ -182,13 +182,7 @@ class Backups(pulumi.ComponentResource):
             key.access_key, key.secret_key
         ).apply(lambda v: render_backup_credentials(str(v[0]), str(v[1])))
         credentials: pulumi.Output[str] = pulumi.Output.secret(credential_text)
-        connection = command.remote.ConnectionArgs(
-            host=args.host.address,
-            user=host_layout.DEPLOY_USER,
-            private_key=pulumi.Output.secret(args.ssh_private_key),
-            dial_error_limit=SSH_DIAL_ERROR_LIMIT,
-            per_dial_timeout=SSH_PER_DIAL_TIMEOUT_SECONDS,
-        )
+        connection = deploy_ssh(args.host.address, args.ssh_private_key)
         after = list(args.depends_on)
         installed = RemoteFiles(
             f"{name}-files",

@@ -34,11 +34,7 @@ from components.cache import ManagedValkey
 from components.database import ManagedPostgres
 from components.host_files import HostFile, role_tag
 from components.host_layout import LOKI_PORT
-from components.release import (
-    SSH_DIAL_ERROR_LIMIT,
-    SSH_PER_DIAL_TIMEOUT_SECONDS,
-    wait_for_host_command,
-)
+from components.release import deploy_ssh, wait_for_host_command
 from components.remote_files import RemoteFile, RemoteFiles, RemoteFilesArgs
 from components.renderers import monitoring_units as units
 from components.renderers.prometheus import (
@@ -336,16 +332,8 @@ class Monitoring(pulumi.ComponentResource):
             units.MonitoringSecrets("", "", "", "" if slack else None)
         )
 
-        private_key = pulumi.Output.secret(args.ssh_private_key)
-
         def connection(address: pulumi.Input[str]) -> command.remote.ConnectionArgs:
-            return command.remote.ConnectionArgs(
-                host=address,
-                user=host_layout.DEPLOY_USER,
-                private_key=private_key,
-                dial_error_limit=SSH_DIAL_ERROR_LIMIT,
-                per_dial_timeout=SSH_PER_DIAL_TIMEOUT_SECONDS,
-            )
+            return deploy_ssh(address, args.ssh_private_key)
 
         monitoring_ssh = connection(droplet.ipv4_address)
         ready = command.remote.Command(

@@ -38,6 +38,20 @@ SSH_DIAL_ERROR_LIMIT = 60
 SSH_PER_DIAL_TIMEOUT_SECONDS = 30
 
 
+def deploy_ssh(
+    address: pulumi.Input[str], private_key: pulumi.Input[str]
+) -> command.remote.ConnectionArgs:
+    """How every remote command reaches a droplet: as the deploy user, with the deploy key (kept
+    secret), dialling long enough for a new droplet to boot."""
+    return command.remote.ConnectionArgs(
+        host=address,
+        user=host_layout.DEPLOY_USER,
+        private_key=pulumi.Output.secret(private_key),
+        dial_error_limit=SSH_DIAL_ERROR_LIMIT,
+        per_dial_timeout=SSH_PER_DIAL_TIMEOUT_SECONDS,
+    )
+
+
 def wait_for_host_command() -> str:
     """Wait for cloud-init, then require the marker it writes when the host is ready."""
     ready = host_layout.HOST_READY_FILE
@@ -109,20 +123,13 @@ class Release(pulumi.ComponentResource):
             RemoteFile(host_layout.BACKEND_ENV_FILE, args.backend_env_file, "0600"),
             RemoteFile(host_layout.DB_ADMIN_ENV_FILE, args.db_admin_env_file, "0600"),
         ]
-        private_key = pulumi.Output.secret(args.ssh_private_key)
         extra = list(args.depends_on)
 
         previous_deploy: command.remote.Command | None = None
         logs: dict[str, pulumi.Output[str]] = {}
         for host in args.hosts:
             prefix = f"{name}-{host.name}"
-            connection = command.remote.ConnectionArgs(
-                host=host.address,
-                user=host_layout.DEPLOY_USER,
-                private_key=private_key,
-                dial_error_limit=SSH_DIAL_ERROR_LIMIT,
-                per_dial_timeout=SSH_PER_DIAL_TIMEOUT_SECONDS,
-            )
+            connection = deploy_ssh(host.address, args.ssh_private_key)
             ready = command.remote.Command(
                 f"{prefix}-ready",
                 connection=connection,
