@@ -86,7 +86,20 @@ def _quote_literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-class PostgresServer(ManagedService):
+class _DirService(ManagedService):
+    """A service that lives in a temp dir of its own while it runs."""
+
+    service: str
+    dir: Path | None
+
+    @property
+    def _dir(self) -> Path:
+        if self.dir is None:
+            raise ServiceError(self.service, "use", "server is not started")
+        return self.dir
+
+
+class PostgresServer(_DirService):
     """A throw-away PostgreSQL 15 cluster listening on 127.0.0.1 with SCRAM password auth.
 
     ``initdb`` refuses to run as root, so when we are root every server-side command runs as the
@@ -129,12 +142,6 @@ class PostgresServer(ManagedService):
     @property
     def log_file(self) -> Path:
         return self._dir / "postgres.log"
-
-    @property
-    def _dir(self) -> Path:
-        if self.dir is None:
-            raise ServiceError(self.service, "use", "server is not started")
-        return self.dir
 
     def _bin(self, name: str) -> str:
         return require_binary(self.service, str(self.bin_dir / name))
@@ -357,7 +364,7 @@ def _redis_log_pid(log: Path) -> int | None:
     return int(found[-1]) if found else None
 
 
-class RedisServer(ManagedService):
+class RedisServer(_DirService):
     """redis-server on 127.0.0.1 with ``requirepass``; optionally TLS-only.
 
     In TLS mode the plain port is 0 (disabled) and ``port`` is the ``tls-port``; a private CA
@@ -389,12 +396,6 @@ class RedisServer(ManagedService):
         self.extra_config = list(extra_config)
         self.dir: Path | None = None
         self.tls_files: TlsFiles | None = None
-
-    @property
-    def _dir(self) -> Path:
-        if self.dir is None:
-            raise ServiceError(self.service, "use", "server is not started")
-        return self.dir
 
     @property
     def log_file(self) -> Path:
@@ -618,7 +619,7 @@ def _holds_socket(pid: int, inodes: set[str]) -> bool:
     return False
 
 
-class NginxServer(ManagedService):
+class NginxServer(_DirService):
     """nginx run as ``nginx -p DIR -e DIR/error.log -c DIR/nginx.conf`` in the foreground.
 
     The master runs as our child with ``-g 'daemon off;'`` (so the config must not set
@@ -786,7 +787,7 @@ class NginxServer(ManagedService):
 # sshd
 
 
-class SshHost(ManagedService):
+class SshHost(_DirService):
     """An OpenSSH server on 127.0.0.1 that logs in to *this* machine with a generated key.
 
     The "remote" host of deploy tests is the test machine itself, so by default the user is the
@@ -817,12 +818,6 @@ class SshHost(ManagedService):
         self._base_dir = base_dir
         self.dir: Path | None = None
         self._proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def _dir(self) -> Path:
-        if self.dir is None:
-            raise ServiceError(self.service, "use", "server is not started")
-        return self.dir
 
     @property
     def log_file(self) -> Path:
