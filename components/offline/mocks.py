@@ -34,11 +34,24 @@ def _digits(seed: str, n: int = 9) -> str:
     return str(int(hashlib.sha256(seed.encode()).hexdigest(), 16))[:n]
 
 
+REGISTRY_IMAGE_LOOKUP = "docker:index/getRegistryImage:getRegistryImage"
+
+
+def mock_registry_digest(tagged: str) -> str:
+    """The digest the offline registry answers for `name:tag` (stable per reference)."""
+    return "sha256:" + hashlib.sha256(f"mock-registry/{tagged}".encode()).hexdigest()
+
+
 @dataclass
 class ClipperMocks(Mocks):
-    """Realistic outputs per resource type; deterministic for a given program."""
+    """Realistic outputs per resource type; deterministic for a given program.
+
+    `registry_digests` overrides what the registry lookup answers for a `name:tag` (a test moves
+    a tag by changing it); any other reference gets `mock_registry_digest`.
+    """
 
     vpc_ranges: dict[str, str] = field(default_factory=dict)
+    registry_digests: dict[str, str] = field(default_factory=dict)
     _public_hosts: itertools.count[int] = field(default_factory=lambda: itertools.count(10))
     _private_hosts: dict[str, itertools.count[int]] = field(default_factory=dict)
 
@@ -170,6 +183,11 @@ class ClipperMocks(Mocks):
         return rid, out
 
     def call(self, args: MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
+        if args.token == REGISTRY_IMAGE_LOOKUP:
+            name = str(args.args.get("name", ""))
+            digest = self.registry_digests.get(name) or mock_registry_digest(name)
+            return {"id": name, "name": name, "sha256Digest": digest,
+                    "insecureSkipVerify": False}, []  # fmt: skip
         if args.token == "digitalocean:index/getDatabaseCa:getDatabaseCa":
             return {"id": args.args.get("clusterId", ""), "certificate": FAKE_CA_PEM}, []
         if (
