@@ -8,7 +8,9 @@ import pulumi
 import pulumi_digitalocean as do
 
 # Only Let's Encrypt may issue for the domain (certbot on a host, or the load balancer's managed
-# certificate); nobody may issue wildcards.
+# certificate). No `issuewild` record: its usual value ";" reads back from the provider as ";."
+# (provider_normalisations), a change on every preview; without it, `issue` governs wildcard
+# names too (RFC 8659, section 4.3), so only Let's Encrypt may issue those as well.
 CAA_ISSUER = "letsencrypt.org."
 
 
@@ -25,7 +27,7 @@ class SiteDnsArgs:
 
 class SiteDns(pulumi.ComponentResource):
     """The zone and its records: `@` A/AAAA to the entry point, `www` CNAME to the apex, CAA
-    `issue letsencrypt.org`, `issuewild ;` and `iodef mailto:`.
+    `issue letsencrypt.org.` and `iodef mailto:`; every value in the form the provider reads back.
 
     Attributes: `domain_urn` (for the project), `fqdn`.
     """
@@ -63,7 +65,6 @@ class SiteDns(pulumi.ComponentResource):
             record("apex-aaaa", "AAAA", args.ipv6)
         record("www", "CNAME", f"{args.domain}.", host="www")
         record("caa-issue", "CAA", CAA_ISSUER, tag="issue")
-        record("caa-issuewild", "CAA", ";", tag="issuewild")
         record("caa-iodef", "CAA", f"mailto:{args.contact_email}", tag="iodef")
 
         self.domain_urn = zone.domain_urn

@@ -1,14 +1,20 @@
 """Run the real Pulumi program of one stack under the mock runtime, with no CLI and no cloud.
 
 The stack's config is what the Pulumi CLI would hand the program: the project defaults from
-`Pulumi.yaml`, overlaid with `Pulumi.<stack>.yaml`. Secrets that are required (or encrypted in
-the stack file) get placeholder values, so a plan needs no passphrase and no credentials.
+`Pulumi.yaml`, overlaid with `Pulumi.<stack>.yaml`, each value a string (lists and maps as
+JSON), and the list of secret keys. Like `pulumi preview`, a value stored in plain text is
+passed in plain text, not as a secret, even under a secret's key (the program refuses it);
+a `secure:` value is passed as a secret, with a placeholder for its plaintext (no passphrase
+here). Only a secret the stack file does not mention at all gets a placeholder, standing in
+for the operator's `pulumi config set --secret`, so a plan needs no credentials. The program
+runs in the project directory, as the CLI runs it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import runpy
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,12 +80,13 @@ def stack_config(
             config[full] = _as_config_string(value)
 
     if secrets is None:
-        secrets = {k: placeholder_secret(k) for k, required in SECRET_KEYS.items() if required}
-        channel = config.get(f"{PROJECT}:alertSlackChannel", "")
-        if channel:
-            secrets["alertSlackWebhookUrl"] = placeholder_secret("alertSlackWebhookUrl")
+        needed = {k for k, required in SECRET_KEYS.items() if required}
+        if config.get(f"{PROJECT}:alertSlackChannel", ""):
+            needed.add("alertSlackWebhookUrl")
         if config.get(f"{PROJECT}:monitoringEnabled", "true") == "true":
-            secrets["alertSmtpPassword"] = placeholder_secret("alertSmtpPassword")
+            needed.add("alertSmtpPassword")
+        # Only what the stack file does not mention: a plain value stays plain, as in the CLI.
+        secrets = {k: placeholder_secret(k) for k in needed if f"{PROJECT}:{k}" not in config}
     for key, value in secrets.items():
         full = f"{PROJECT}:{key}"
         config[full] = value
@@ -153,6 +160,8 @@ def run_program(
     mocks = ClipperMocks()
     monitor = RecordingMonitor(mocks)
     pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=preview, monitor=monitor)
+    working_dir = Path.cwd()
+    os.chdir(project_dir)
     try:
         try:
             runpy.run_path(str(project_dir / "__main__.py"), run_name="__main__")
@@ -168,6 +177,7 @@ def run_program(
         outputs = loop.run_until_complete(_resolve_outputs(exported))
         loop.run_until_complete(wait_for_rpcs())
     finally:
+        os.chdir(working_dir)
         loop.close()
         asyncio.set_event_loop(None)
     return ProgramRun(stack=stack, registrations=list(monitor.registrations), outputs=outputs)
