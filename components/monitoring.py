@@ -32,6 +32,7 @@ import pulumi_random as random
 from components import host_layout
 from components.cache import ManagedValkey
 from components.database import ManagedPostgres
+from components.firewall import ALL_PORTS
 from components.host_files import HostFile, role_tag
 from components.host_layout import LOKI_PORT
 from components.release import deploy_ssh, wait_for_host_command
@@ -266,7 +267,7 @@ class Monitoring(pulumi.ComponentResource):
             outbound_rules=[
                 do.FirewallOutboundRuleArgs(
                     protocol=protocol,
-                    port_range=None if protocol == "icmp" else "1-65535",
+                    port_range=None if protocol == "icmp" else ALL_PORTS,
                     destination_addresses=list(EVERYWHERE),
                 )
                 for protocol in ("tcp", "udp", "icmp")

@@ -119,9 +119,10 @@ NORMALISATIONS: tuple[Normalisation, ...] = (
     ),
     Normalisation(
         (f"{DO}firewall:Firewall",), "inboundRules/outboundRules portRange",
-        "the API returns '0' for all ports, which the provider reads back as 'all'; icmp"
-        " rules read back with no port range",
-        f"{TF} digitalocean/firewall/firewalls.go, flattenFirewallInboundRules/OutboundRules",
+        "the API returns '0' for all ports, which the provider reads back as 'all' (so '0' or"
+        " '1-65535' would diff; 'all' round-trips); icmp rules read back with no port range",
+        f"{TF} digitalocean/firewall/firewalls.go (flatten rules), resource_firewall_test.go"
+        " (fullPortRange and icmp configs: empty plan after apply)",
         _firewall_ports,
     ),
     Normalisation(

@@ -1,4 +1,4 @@
-"""DigitalOcean's rules (components/provider_rules.py): each refused by settings, with its source."""
+"""DigitalOcean's rules (components/provider_rules.py): each refused by settings, with a source."""
 
 from __future__ import annotations
 
@@ -107,9 +107,7 @@ def test_replica_size_compares_vcpus_and_memory() -> None:
 
 
 def test_the_committed_stacks_vpc_ranges_are_disjoint() -> None:
-    ranges = {
-        stack: settings_for(stack).vpc_ip_range for stack in ("staging", "production")
-    }
+    ranges = {stack: settings_for(stack).vpc_ip_range for stack in ("staging", "production")}
     assert sibling_vpc_ranges(PROJECT_DIR, "staging") == {"production": ranges["production"]}
     assert vpc_overlaps("staging", ranges["staging"], ranges) == []
     assert vpc_overlaps("production", ranges["production"], ranges) == []

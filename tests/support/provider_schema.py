@@ -1,4 +1,4 @@
-"""Check recorded resource inputs against the provider schema as the installed Pulumi SDKs encode it.
+"""Check recorded resource inputs against the provider schema as the installed SDKs encode it.
 
 Each SDK (pulumi_digitalocean, pulumi_command, pulumi_random, pulumi_tls, pulumi_docker) registers
 its resource tokens with their classes (`_utilities.register(resource_modules=...)` in its

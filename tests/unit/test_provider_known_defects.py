@@ -116,6 +116,6 @@ def test_the_offline_plan_refuses_a_secret_stored_in_plain_text(
 
 def test_an_encrypted_secret_in_the_stack_file_is_a_secret_to_the_program(tmp_path: Path) -> None:
     project = _project_with(tmp_path, {"twitchClientSecret": {"secure": "v1:AAAA:ciphertext"}})
-    config, secret_keys = stack_config("staging", project)
+    _, secret_keys = stack_config("staging", project)
     assert f"{KEY}twitchClientSecret" in secret_keys
     run_program("staging", project_dir=project)  # no refusal
