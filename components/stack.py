@@ -103,12 +103,18 @@ def build_stack(settings: Settings, secrets: Secrets) -> dict[str, pulumi.Input[
             replace_on_user_data_change=s.app_replace_on_user_data_change,
         ),
     )  # fmt: skip
+    # The first droplet's id and IPv6 once its release serves (resolved after the Release below):
+    # with a reserved IP, the address and the AAAA record move to a new droplet only then.
+    serving_id, resolve_serving_id = pulumi.deferred_output()
+    serving_ipv6, resolve_serving_ipv6 = pulumi.deferred_output()
+    first = app.droplets[0]
     entry = Entry(
         f"{env}-entry",
         EntryArgs(
             environment=env, region=s.region, domain=s.domain, mode=s.edge_entry,
             vpc_id=network.vpc_id, droplet_tag=tags.role,
-            droplet_ids=[d.id for d in app.droplets], droplet_ipv6=app.droplets[0].public_ipv6,
+            droplet_ids=[d.id for d in app.droplets] if s.uses_load_balancer else [serving_id],
+            droplet_ipv6=serving_ipv6 if first.public_ipv6 is not None else None,
             ipv6=s.app_ipv6, lb_size_unit=s.lb_size_unit,
             websocket_idle_seconds=s.websocket_read_timeout_seconds,
         ),
@@ -142,6 +148,9 @@ def build_stack(settings: Settings, secrets: Secrets) -> dict[str, pulumi.Input[
             env_sha256=secret.env_sha256, depends_on=(database, cache, firewall),
         ),
     )  # fmt: skip
+    served = release.deploy_logs  # resolves after every host's deploy
+    resolve_serving_id(pulumi.Output.all(first.id, served).apply(lambda v: str(v[0])))
+    resolve_serving_ipv6(pulumi.Output.all(first.public_ipv6 or "", served).apply(lambda v: v[0]))
     backups = Backups(
         f"{env}-backups",
         BackupsArgs(
