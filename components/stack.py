@@ -3,6 +3,8 @@ settings are valid, and nothing here branches on the stack's name."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pulumi
 
 from components.alerts import Alerts, AlertsArgs
@@ -52,6 +54,11 @@ def _app_user_data(
             extra_commands=commands,
         )
     )
+
+
+def _deferred_str() -> tuple[pulumi.Output[str], Callable[[pulumi.Output[str]], None]]:
+    """An output declared now and resolved later from another (with its dependencies)."""
+    return pulumi.deferred_output()
 
 
 def build_stack(settings: Settings, secrets: Secrets) -> dict[str, pulumi.Input[object]]:
@@ -105,8 +112,8 @@ def build_stack(settings: Settings, secrets: Secrets) -> dict[str, pulumi.Input[
     )  # fmt: skip
     # The first droplet's id and IPv6 once its release serves (resolved after the Release below):
     # with a reserved IP, the address and the AAAA record move to a new droplet only then.
-    serving_id, resolve_serving_id = pulumi.deferred_output()
-    serving_ipv6, resolve_serving_ipv6 = pulumi.deferred_output()
+    serving_id, resolve_serving_id = _deferred_str()
+    serving_ipv6, resolve_serving_ipv6 = _deferred_str()
     first = app.droplets[0]
     entry = Entry(
         f"{env}-entry",
