@@ -18,6 +18,7 @@ from components.dns import SiteDns, SiteDnsArgs
 from components.entry import Entry, EntryArgs
 from components.firewall import AppFirewall, AppFirewallArgs
 from components.host_files import HostFile
+from components.host_ssh import HostKeys, HostKeysArgs
 from components.monitoring import (
     MonitoredAppHost,
     Monitoring,
@@ -146,11 +147,23 @@ def build_stack(settings: Settings, secrets: Secrets) -> dict[str, pulumi.Input[
             ),
         ),
     )  # fmt: skip
+    # Each app droplet's SSH host key, trusted on first use and pinned from then on.
+    host_keys = HostKeys(
+        f"{env}-host-keys",
+        HostKeysArgs(
+            hosts={f"app-{n}": (d.id, d.public_ipv4) for n, d in enumerate(app.droplets, 1)},
+            private_key=deploy_key.private_key_openssh, depends_on=(firewall,),
+        ),
+    )  # fmt: skip
+    app_hosts = [
+        AppHost(f"app-{n}", d.id, d.public_ipv4, host_keys.keys[f"app-{n}"])
+        for n, d in enumerate(app.droplets, 1)
+    ]
     release = Release(
         f"{env}-release",
         ReleaseArgs(
             settings=s, ssh_private_key=deploy_key.private_key_openssh,
-            hosts=[AppHost(f"app-{n}", d.id, d.public_ipv4) for n, d in enumerate(app.droplets, 1)],
+            hosts=app_hosts,
             backend_env_file=secret.backend_env_file, db_admin_env_file=secret.db_admin_env_file,
             env_sha256=secret.env_sha256, depends_on=(database, cache, firewall),
         ),
@@ -164,7 +177,7 @@ def build_stack(settings: Settings, secrets: Secrets) -> dict[str, pulumi.Input[
             environment=env, domain=s.domain, bucket_region=s.effective_backup_region,
             retention_days=s.backup_retention_days, schedule=s.backup_schedule,
             database=APP_DATABASE, postgres_major=s.db_version,
-            host=AppHost("app-1", app.droplets[0].id, app.droplets[0].public_ipv4),
+            host=app_hosts[0],
             ssh_private_key=deploy_key.private_key_openssh, protect=s.db_protect,
             depends_on=(release,),
         ),
@@ -204,8 +217,10 @@ def build_stack(settings: Settings, secrets: Secrets) -> dict[str, pulumi.Input[
                 deploy_public_key=deploy_key.public_key_openssh,
                 ssh_private_key=deploy_key.private_key_openssh,
                 app_hosts=[
-                    MonitoredAppHost(f"app-{n}", d.name, d.id, d.public_ipv4, d.private_ipv4)
-                    for n, d in enumerate(app.droplets, 1)
+                    MonitoredAppHost(
+                        h.name, d.name, d.id, d.public_ipv4, d.private_ipv4, h.host_key
+                    )
+                    for h, d in zip(app_hosts, app.droplets, strict=True)
                 ],
                 database=database, cache=cache, smtp_password=secrets.alert_smtp_password,
                 slack_webhook_url=secrets.alert_slack_webhook_url,
