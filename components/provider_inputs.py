@@ -19,6 +19,7 @@ from components import slugs
 from components.provider_rules import LB_IDLE_TIMEOUT_SECONDS, UPTIME_ALERT_PERIODS
 
 DO = "digitalocean:index/"
+USER_DATA_MAX_BYTES = 64 * 1024
 
 
 def _values(inputs: Any, path: str) -> Iterator[tuple[str, Any]]:
@@ -145,6 +146,10 @@ INPUT_RULES: tuple[InputRule, ...] = (
     _rule("project:Project", "environment", "Development, Staging, Production (any case)",
           lambda v: str(v).lower() in ("development", "staging", "production"),
           "digitalocean/project/resource_project.go"),
+    _rule("droplet:Droplet", "userData", f"at most {USER_DATA_MAX_BYTES} bytes",
+          lambda v: len(str(v).encode()) <= USER_DATA_MAX_BYTES,
+          "DigitalOcean API reference, Droplets create: user_data limited to 64 KiB"
+          " (not confirmed offline)"),
     _rule("reservedIpAssignment:ReservedIpAssignment", "ipAddress", "an IPv4 address", _ipv4,
           "digitalocean/reservedip/resource_reserved_ip_assignment.go"),
 )  # fmt: skip

@@ -38,6 +38,7 @@ BAD_INPUTS: list[tuple[str, str, Any, str]] = [
     ("digitalocean:index/loadBalancer:LoadBalancer", "healthcheck.healthyThreshold", 1, "2..10"),
     ("digitalocean:index/databaseConnectionPool:DatabaseConnectionPool", "mode", "pool", "session"),
     ("digitalocean:index/dnsRecord:DnsRecord", "ttl", 10, "at least 30"),
+    ("digitalocean:index/droplet:Droplet", "userData", "#cloud-config\n" + "x" * 65536, "bytes"),
     ("digitalocean:index/databaseCluster:DatabaseCluster", "evictionPolicy", "allkeys-lru", "godo"),
 ]
 
