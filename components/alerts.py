@@ -10,12 +10,10 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_digitalocean as do
 
-from components.provider_rules import UPTIME_ALERT_PERIODS
-
 UPTIME_REGIONS: tuple[str, ...] = ("us_east", "us_west", "eu_west", "se_asia")
 SSL_EXPIRY_DAYS = 14
 # How long the certificate must stay under SSL_EXPIRY_DAYS before alerting: the API's longest
-# period, since the condition changes by the day (provider_rules.UPTIME_ALERT_PERIODS).
+# period (provider_rules.UPTIME_ALERT_PERIODS), since the condition changes by the day.
 SSL_EXPIRY_PERIOD = "1h"
 LATENCY_MS = 2000
 
@@ -115,7 +113,6 @@ class Alerts(pulumi.ComponentResource):
             ("latency", "5m", "greater_than", LATENCY_MS),
             ("ssl_expiry", SSL_EXPIRY_PERIOD, "less_than", SSL_EXPIRY_DAYS),
         )
-        assert all(alert[1] in UPTIME_ALERT_PERIODS for alert in uptime_alerts)
         for kind, period, comparison, limit in uptime_alerts:
             do.UptimeAlert(
                 f"{name}-uptime-{kind.replace('_', '-')}",

@@ -236,7 +236,7 @@ class RecordingMonitor(MockMonitor):
         _ensure_event_loop()
         inputs = rpc.deserialize_properties(request.object)
         args = MockResourceArgs(
-            typ=request.type, name=request.name, inputs=_unwrap(inputs),
+            typ=request.type, name=request.name, inputs=unwrap_secrets(inputs),
             provider=request.provider, resource_id=request.importId, custom=request.custom or False,
         )  # fmt: skip
         rid, state = self.mocks.new_resource(args)
@@ -267,12 +267,12 @@ class RecordingMonitor(MockMonitor):
         return super().RegisterResourceOutputs(request)
 
 
-def _unwrap(value: Any) -> Any:
+def unwrap_secrets(value: Any) -> Any:
     """Plain values for the mocks (secrets unwrapped); the recorded inputs keep the markers."""
     if rpc.is_rpc_secret(value):
-        return _unwrap(rpc.unwrap_rpc_secret(value))
+        return unwrap_secrets(rpc.unwrap_rpc_secret(value))
     if isinstance(value, dict):
-        return {k: _unwrap(v) for k, v in value.items()}
+        return {k: unwrap_secrets(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_unwrap(v) for v in value]
+        return [unwrap_secrets(v) for v in value]
     return value

@@ -22,7 +22,8 @@ from typing import Any
 
 import yaml
 
-from components.offline.mocks import ClipperMocks, RecordingMonitor, Registration
+from components.offline.mocks import ClipperMocks, RecordingMonitor, Registration, unwrap_secrets
+from components.provider_inputs import input_problems
 from components.settings import PROJECT, SECRET_KEYS, SettingsError
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
@@ -180,4 +181,30 @@ def run_program(
         os.chdir(working_dir)
         loop.close()
         asyncio.set_event_loop(None)
+    refused = provider_refusals(monitor.registrations)
+    if refused:
+        raise ProviderRefusalError(stack, refused)
     return ProgramRun(stack=stack, registrations=list(monitor.registrations), outputs=outputs)
+
+
+class ProviderRefusalError(SettingsError):
+    """Inputs the DigitalOcean provider's own checks would refuse at `pulumi preview`."""
+
+    def __init__(self, stack: str, problems: list[str]) -> None:
+        super().__init__(stack, problems)
+        lines = "\n".join(f"  - {p}" for p in problems)
+        self.args = (
+            f"stack '{stack}': the provider would refuse {len(problems)} input(s) at preview;"
+            f" nothing was created:\n{lines}",
+        )
+
+
+def provider_refusals(registrations: list[Registration]) -> list[str]:
+    """What the provider's Check step would refuse (components/provider_inputs.py), per resource;
+    the real preview stops there too, before anything is created."""
+    return [
+        f"{r.name} ({r.type.rsplit(':', 1)[-1]}): {problem}"
+        for r in registrations
+        if r.custom
+        for problem in input_problems(r.type, unwrap_secrets(r.inputs))
+    ]

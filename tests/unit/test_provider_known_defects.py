@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from components.__main__ import main as cli
-from components.offline.runner import PROJECT_DIR, run_program, stack_config
+from components.offline.runner import PROJECT_DIR, ProviderRefusalError, run_program, stack_config
 from components.provider_normalisations import dns_value_read_back as provider_read_back
 from components.provider_rules import UPTIME_ALERT_PERIODS
 from components.settings import PROJECT, SettingsError
@@ -119,3 +119,18 @@ def test_an_encrypted_secret_in_the_stack_file_is_a_secret_to_the_program(tmp_pa
     _, secret_keys = stack_config("staging", project)
     assert f"{KEY}twitchClientSecret" in secret_keys
     run_program("staging", project_dir=project)  # no refusal
+
+
+# ---------------------------------------------------------------- the engine refuses it too
+
+
+def test_the_offline_plan_refuses_an_uptime_alert_without_period_as_the_provider_would(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The declaration before the fix: ssl_expiry without a period.
+    monkeypatch.setattr("components.alerts.SSL_EXPIRY_PERIOD", None)
+    with pytest.raises(ProviderRefusalError) as err:
+        run_program("staging")
+    (problem,) = err.value.problems
+    assert problem.startswith("staging-alerts-uptime-ssl-expiry (UptimeAlert): period is unset")
+    assert "the provider would refuse 1 input(s) at preview; nothing was created" in str(err.value)
