@@ -7,7 +7,9 @@ passed in plain text, not as a secret, even under a secret's key (the program re
 a `secure:` value is passed as a secret, with a placeholder for its plaintext (no passphrase
 here). Only a secret the stack file does not mention at all gets a placeholder, standing in
 for the operator's `pulumi config set --secret`, so a plan needs no credentials. The program
-runs in the project directory, as the CLI runs it.
+runs in the project directory, as the CLI runs it. What the CLI refuses before starting the
+program (cli_config.py) and what the provider's checks refuse after it declared its resources
+(components/provider_inputs.py) stop the run the same way: `SettingsError`, exit 2.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Any
 
 import yaml
 
+from components.offline.cli_config import cli_config_problems
 from components.offline.mocks import ClipperMocks, RecordingMonitor, Registration, unwrap_secrets
 from components.provider_inputs import input_problems
 from components.settings import PROJECT, SECRET_KEYS, SettingsError
@@ -43,6 +46,25 @@ def _as_config_string(value: Any) -> str:
     return json.dumps(value)
 
 
+def stack_file(
+    stack: str, project_dir: Path = PROJECT_DIR, overrides: dict[str, Any] | None = None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """`Pulumi.yaml`'s config declarations, and the stack file's values (`clipper-infra:key` ->
+    value as written) with `overrides` applied (None removes a key)."""
+    project = yaml.safe_load((project_dir / "Pulumi.yaml").read_text())
+    path = project_dir / f"Pulumi.{stack}.yaml"
+    if not path.exists():
+        raise FileNotFoundError(f"no stack file {path.name}; stacks: staging, production")
+    values = dict((yaml.safe_load(path.read_text()) or {}).get("config") or {})
+    for key, value in (overrides or {}).items():
+        full = key if ":" in key else f"{PROJECT}:{key}"
+        if value is None:
+            values.pop(full, None)
+        else:
+            values[full] = value
+    return dict(project.get("config") or {}), values
+
+
 def stack_config(
     stack: str,
     project_dir: Path = PROJECT_DIR,
@@ -55,14 +77,9 @@ def stack_config(
     secret values. Without `secrets`, required secrets and secrets encrypted in the stack file
     get placeholders.
     """
-    project = yaml.safe_load((project_dir / "Pulumi.yaml").read_text())
-    stack_file = project_dir / f"Pulumi.{stack}.yaml"
-    if not stack_file.exists():
-        raise FileNotFoundError(f"no stack file {stack_file.name}; stacks: staging, production")
-    stack_values = (yaml.safe_load(stack_file.read_text()) or {}).get("config") or {}
-
+    project_config, stack_values = stack_file(stack, project_dir, overrides)
     config: dict[str, str] = {}
-    for key, spec in (project.get("config") or {}).items():
+    for key, spec in project_config.items():
         if isinstance(spec, dict) and "default" in spec:
             config[f"{PROJECT}:{key}"] = _as_config_string(spec["default"])
     secret_keys: list[str] = []
@@ -73,12 +90,6 @@ def stack_config(
             secret_keys.append(key)
         else:
             config[key] = _as_config_string(value)
-    for key, value in (overrides or {}).items():
-        full = key if ":" in key else f"{PROJECT}:{key}"
-        if value is None:
-            config.pop(full, None)
-        else:
-            config[full] = _as_config_string(value)
 
     if secrets is None:
         needed = {k for k, required in SECRET_KEYS.items() if required}
@@ -153,6 +164,10 @@ def run_program(
     from pulumi.runtime.config import set_all_config
     from pulumi.runtime.stack import wait_for_rpcs
 
+    # What the CLI checks before it starts the program: missing keys, declared types.
+    refused = cli_config_problems(PROJECT, stack, *stack_file(stack, project_dir, overrides))
+    if refused:
+        raise SettingsError(stack, refused)
     config, secret_keys = stack_config(stack, project_dir, overrides, secrets)
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
