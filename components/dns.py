@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -23,6 +24,9 @@ class SiteDnsArgs:
     ipv6: pulumi.Input[str] | None
     ttl: int
     contact_email: str
+    # What must finish before the A/AAAA records may point at a new address (with a reserved
+    # IP: the droplet's deploy, for its IPv6). An ordering only.
+    address_after: Sequence[pulumi.Input[pulumi.Resource]] = ()
 
 
 class SiteDns(pulumi.ComponentResource):
@@ -47,6 +51,7 @@ class SiteDns(pulumi.ComponentResource):
             *,
             host: str = "@",
             tag: str | None = None,
+            after: Sequence[pulumi.Input[pulumi.Resource]] = (),
         ) -> do.DnsRecord:
             return do.DnsRecord(
                 f"{name}-{role}",
@@ -57,12 +62,12 @@ class SiteDns(pulumi.ComponentResource):
                 ttl=args.ttl,
                 flags=0 if typ == "CAA" else None,
                 tag=tag,
-                opts=child,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=list(after)),
             )
 
-        apex = record("apex-a", "A", args.ipv4)
+        apex = record("apex-a", "A", args.ipv4, after=args.address_after)
         if args.ipv6 is not None:
-            record("apex-aaaa", "AAAA", args.ipv6)
+            record("apex-aaaa", "AAAA", args.ipv6, after=args.address_after)
         record("www", "CNAME", f"{args.domain}.", host="www")
         record("caa-issue", "CAA", CAA_ISSUER, tag="issue")
         record("caa-iodef", "CAA", f"mailto:{args.contact_email}", tag="iodef")

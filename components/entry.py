@@ -26,10 +26,11 @@ class EntryArgs:
     mode: str
     vpc_id: pulumi.Input[str]
     droplet_tag: pulumi.Input[str]
-    # With a reserved IP: the one droplet's id, as an output that resolves once the droplet
-    # serves (its release deployed), so a replacement droplet gets the address only then.
     droplet_ids: Sequence[pulumi.Input[str]]
-    droplet_ipv6: pulumi.Input[str] | None = None  # the same: resolves once the droplet serves
+    droplet_ipv6: pulumi.Input[str] | None = None
+    # With a reserved IP: what must finish before the address moves to a (new) droplet, its
+    # release's deploy. An ordering only: the assignment's inputs stay known at preview.
+    move_after: pulumi.Input[pulumi.Resource] | None = None
     ipv6: bool = True
     lb_size_unit: int = 1
     websocket_idle_seconds: int = 3600
@@ -74,15 +75,16 @@ class Entry(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         reserved = do.ReservedIp(f"{name}-reserved-ip", region=args.region, opts=child)
         # A separate assignment: replacing the droplet moves the address, it is never released.
-        # It waits for the droplet id given, which resolves after the droplet's deploy; Pulumi
-        # replaces it create-before-delete, and the provider's delete of the old assignment
-        # unassigns nothing once the address is on the new droplet (resource_reserved_ip_
-        # assignment.go), so the address moves from a serving droplet to a serving droplet.
+        # It waits for `move_after` (the new droplet's deploy); Pulumi replaces it create-before-
+        # delete, and the provider's delete of the old assignment unassigns nothing once the
+        # address is on the new droplet (resource_reserved_ip_assignment.go), so the address
+        # moves from a serving droplet to a serving droplet.
+        after = [args.move_after] if args.move_after is not None else []
         do.ReservedIpAssignment(
             f"{name}-reserved-ip-assignment",
             ip_address=reserved.ip_address,
             droplet_id=pulumi.Output.from_input(args.droplet_ids[0]).apply(int),
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=after),
         )
         self.ipv4 = reserved.ip_address
         self.ipv6 = pulumi.Output.from_input(args.droplet_ipv6) if args.droplet_ipv6 else None

@@ -94,6 +94,7 @@ class Release(pulumi.ComponentResource):
 
     images: pulumi.Output[dict[str, str]]
     deploy_logs: pulumi.Output[dict[str, str]]
+    deploys: dict[str, command.remote.Command]  # per host: depend on it to wait until it serves
 
     def __init__(
         self, name: str, args: ReleaseArgs, opts: pulumi.ResourceOptions | None = None
@@ -113,6 +114,7 @@ class Release(pulumi.ComponentResource):
 
         previous_deploy: command.remote.Command | None = None
         logs: dict[str, pulumi.Output[str]] = {}
+        self.deploys = {}
         for host in args.hosts:
             prefix = f"{name}-{host.name}"
             connection = deploy_ssh(host.address, args.ssh_private_key, host.host_key)
@@ -158,6 +160,7 @@ class Release(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[scripts, env, *after, *extra]),
             )
             logs[host.name] = deploy.stdout
+            self.deploys[host.name] = deploy
             previous_deploy = deploy
 
         self.images = pulumi.Output.from_input(images)

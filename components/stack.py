@@ -57,8 +57,10 @@ def _app_user_data(
     )
 
 
-def _deferred_str() -> tuple[pulumi.Output[str], Callable[[pulumi.Output[str]], None]]:
-    """An output declared now and resolved later from another (with its dependencies)."""
+def _deferred_resource() -> tuple[
+    pulumi.Output[pulumi.Resource], Callable[[pulumi.Output[pulumi.Resource]], None]
+]:
+    """A resource to depend on, named now and given later (pulumi.deferred_output)."""
     return pulumi.deferred_output()
 
 
@@ -111,18 +113,16 @@ def build_stack(settings: Settings, secrets: Secrets) -> dict[str, pulumi.Input[
             replace_on_user_data_change=s.app_replace_on_user_data_change,
         ),
     )  # fmt: skip
-    # The first droplet's id and IPv6 once its release serves (resolved after the Release below):
-    # with a reserved IP, the address and the AAAA record move to a new droplet only then.
-    serving_id, resolve_serving_id = _deferred_str()
-    serving_ipv6, resolve_serving_ipv6 = _deferred_str()
-    first = app.droplets[0]
+    # The first droplet's deploy (given after the Release below): with a reserved IP, the
+    # address and the AAAA record move to a new droplet only once it serves.
+    first_deploy, resolve_first_deploy = _deferred_resource()
     entry = Entry(
         f"{env}-entry",
         EntryArgs(
             environment=env, region=s.region, domain=s.domain, mode=s.edge_entry,
             vpc_id=network.vpc_id, droplet_tag=tags.role,
-            droplet_ids=[d.id for d in app.droplets] if s.uses_load_balancer else [serving_id],
-            droplet_ipv6=serving_ipv6 if first.public_ipv6 is not None else None,
+            droplet_ids=[d.id for d in app.droplets], droplet_ipv6=app.droplets[0].public_ipv6,
+            move_after=first_deploy,
             ipv6=s.app_ipv6, lb_size_unit=s.lb_size_unit,
             websocket_idle_seconds=s.websocket_read_timeout_seconds,
         ),
@@ -168,9 +168,7 @@ def build_stack(settings: Settings, secrets: Secrets) -> dict[str, pulumi.Input[
             env_sha256=secret.env_sha256, depends_on=(database, cache, firewall),
         ),
     )  # fmt: skip
-    served = release.deploy_logs  # resolves after every host's deploy
-    resolve_serving_id(pulumi.Output.all(first.id, served).apply(lambda v: str(v[0])))
-    resolve_serving_ipv6(pulumi.Output.all(first.public_ipv6 or "", served).apply(lambda v: v[0]))
+    resolve_first_deploy(pulumi.Output.from_input(release.deploys[app_hosts[0].name]))
     backups = Backups(
         f"{env}-backups",
         BackupsArgs(
@@ -192,6 +190,7 @@ def build_stack(settings: Settings, secrets: Secrets) -> dict[str, pulumi.Input[
             SiteDnsArgs(
                 domain=s.domain, ipv4=entry.ipv4, ipv6=entry.ipv6, ttl=s.dns_ttl,
                 contact_email=s.acme_email,
+                address_after=() if s.uses_load_balancer else (first_deploy,),
             ),
         )  # fmt: skip
         project_urns.append(dns.domain_urn)

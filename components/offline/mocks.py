@@ -213,6 +213,8 @@ class Registration:
     replace_on_changes: tuple[str, ...]
     depends_on: tuple[str, ...]
     delete_before_replace: bool
+    # Per input, the resources its value came from (an input waits only on those at preview).
+    property_dependencies: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 class RecordingMonitor(MockMonitor):
@@ -257,6 +259,9 @@ class RecordingMonitor(MockMonitor):
                 replace_on_changes=tuple(request.replaceOnChanges),
                 depends_on=tuple(request.dependencies),
                 delete_before_replace=bool(request.deleteBeforeReplace),
+                property_dependencies={
+                    k: tuple(v.urns) for k, v in request.propertyDependencies.items()
+                },
             )
         )  # fmt: skip
         return resource_pb2.RegisterResourceResponse(urn=urn, id=rid, object=obj)

@@ -64,6 +64,21 @@ def test_the_reserved_ip_moves_only_after_the_new_droplets_deploy() -> None:
     assert order.index(droplet.urn) < order.index(deploy.urn) < order.index(assignment.urn)
 
 
+def test_a_release_preview_shows_the_assignment_unchanged() -> None:
+    # The deploy is replaced on every release; its outputs are unknown at preview. The
+    # assignment waits for it by dependency only: its inputs never come from the deploy, so a
+    # preview of a new image shows no change to the address.
+    run = stack_run("staging")
+    (assignment,) = run.of_type(ASSIGNMENT)
+    (droplet,) = of_role(run, DROPLET)
+    commands = {r.urn for r in run.of_type(COMMAND)}
+    for name, urns in assignment.property_dependencies.items():
+        assert not set(urns) & commands, (name, urns)
+    assert droplet.urn in assignment.property_dependencies["dropletId"]
+    (aaaa,) = [r for r in run.of_type(RECORD) if r.inputs["type"] == "AAAA"]
+    assert not set(aaaa.property_dependencies["value"]) & commands
+
+
 def test_the_aaaa_record_follows_the_new_droplet_only_after_its_deploy() -> None:
     run = stack_run("staging")
     (aaaa,) = [r for r in run.of_type(RECORD) if r.inputs["type"] == "AAAA"]
