@@ -12,6 +12,9 @@ import pulumi_digitalocean as do
 
 UPTIME_REGIONS: tuple[str, ...] = ("us_east", "us_west", "eu_west", "se_asia")
 SSL_EXPIRY_DAYS = 14
+# How long the certificate must stay under SSL_EXPIRY_DAYS before alerting: the API's longest
+# period (provider_rules.UPTIME_ALERT_PERIODS), since the condition changes by the day.
+SSL_EXPIRY_PERIOD = "1h"
 LATENCY_MS = 2000
 
 
@@ -103,11 +106,12 @@ class Alerts(pulumi.ComponentResource):
             opts=child,
         )
         # (type, period, comparison, threshold): down for 2 minutes; slow for 5; certificate
-        # expiring within SSL_EXPIRY_DAYS (certbot or the load balancer failed to renew).
-        uptime_alerts: tuple[tuple[str, str | None, str | None, int | None], ...] = (
+        # expiring within SSL_EXPIRY_DAYS (certbot or the load balancer failed to renew). Every
+        # alert needs a period: unset, the provider sends "" and the API refuses it.
+        uptime_alerts: tuple[tuple[str, str, str | None, int | None], ...] = (
             ("down", "2m", None, None),
             ("latency", "5m", "greater_than", LATENCY_MS),
-            ("ssl_expiry", None, "less_than", SSL_EXPIRY_DAYS),
+            ("ssl_expiry", SSL_EXPIRY_PERIOD, "less_than", SSL_EXPIRY_DAYS),
         )
         for kind, period, comparison, limit in uptime_alerts:
             do.UptimeAlert(

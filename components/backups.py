@@ -37,7 +37,8 @@ import pulumi_digitalocean as do
 
 from components import host_layout
 from components.host_files import HostFile
-from components.release import AppHost, deploy_ssh
+from components.host_ssh import deploy_ssh
+from components.release import AppHost
 from components.remote_files import RemoteFile, RemoteFiles, RemoteFilesArgs
 from components.renderers.backup_units import (
     TIMERS,
@@ -182,7 +183,7 @@ class Backups(pulumi.ComponentResource):
             key.access_key, key.secret_key
         ).apply(lambda v: render_backup_credentials(str(v[0]), str(v[1])))
         credentials: pulumi.Output[str] = pulumi.Output.secret(credential_text)
-        connection = deploy_ssh(args.host.address, args.ssh_private_key)
+        connection = deploy_ssh(args.host.address, args.ssh_private_key, args.host.host_key)
         after = list(args.depends_on)
         installed = RemoteFiles(
             f"{name}-files",

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
 import pulumi_digitalocean as do
 
 # Only Let's Encrypt may issue for the domain (certbot on a host, or the load balancer's managed
-# certificate); nobody may issue wildcards.
+# certificate). No `issuewild` record: its usual value ";" reads back from the provider as ";."
+# (provider_normalisations), a change on every preview; without it, `issue` governs wildcard
+# names too (RFC 8659, section 4.3), so only Let's Encrypt may issue those as well.
 CAA_ISSUER = "letsencrypt.org."
 
 
@@ -21,11 +24,14 @@ class SiteDnsArgs:
     ipv6: pulumi.Input[str] | None
     ttl: int
     contact_email: str
+    # What must finish before the A/AAAA records may point at a new address (with a reserved
+    # IP: the droplet's deploy, for its IPv6). An ordering only.
+    address_after: Sequence[pulumi.Input[pulumi.Resource]] = ()
 
 
 class SiteDns(pulumi.ComponentResource):
     """The zone and its records: `@` A/AAAA to the entry point, `www` CNAME to the apex, CAA
-    `issue letsencrypt.org`, `issuewild ;` and `iodef mailto:`.
+    `issue letsencrypt.org.` and `iodef mailto:`; every value in the form the provider reads back.
 
     Attributes: `domain_urn` (for the project), `fqdn`.
     """
@@ -45,6 +51,7 @@ class SiteDns(pulumi.ComponentResource):
             *,
             host: str = "@",
             tag: str | None = None,
+            after: Sequence[pulumi.Input[pulumi.Resource]] = (),
         ) -> do.DnsRecord:
             return do.DnsRecord(
                 f"{name}-{role}",
@@ -55,15 +62,14 @@ class SiteDns(pulumi.ComponentResource):
                 ttl=args.ttl,
                 flags=0 if typ == "CAA" else None,
                 tag=tag,
-                opts=child,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=list(after)),
             )
 
-        apex = record("apex-a", "A", args.ipv4)
+        apex = record("apex-a", "A", args.ipv4, after=args.address_after)
         if args.ipv6 is not None:
-            record("apex-aaaa", "AAAA", args.ipv6)
+            record("apex-aaaa", "AAAA", args.ipv6, after=args.address_after)
         record("www", "CNAME", f"{args.domain}.", host="www")
         record("caa-issue", "CAA", CAA_ISSUER, tag="issue")
-        record("caa-issuewild", "CAA", ";", tag="issuewild")
         record("caa-iodef", "CAA", f"mailto:{args.contact_email}", tag="iodef")
 
         self.domain_urn = zone.domain_urn

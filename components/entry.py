@@ -28,6 +28,9 @@ class EntryArgs:
     droplet_tag: pulumi.Input[str]
     droplet_ids: Sequence[pulumi.Input[str]]
     droplet_ipv6: pulumi.Input[str] | None = None
+    # With a reserved IP: what must finish before the address moves to a (new) droplet, its
+    # release's deploy. An ordering only: the assignment's inputs stay known at preview.
+    move_after: pulumi.Input[pulumi.Resource] | None = None
     ipv6: bool = True
     lb_size_unit: int = 1
     websocket_idle_seconds: int = 3600
@@ -72,11 +75,16 @@ class Entry(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         reserved = do.ReservedIp(f"{name}-reserved-ip", region=args.region, opts=child)
         # A separate assignment: replacing the droplet moves the address, it is never released.
+        # It waits for `move_after` (the new droplet's deploy); Pulumi replaces it create-before-
+        # delete, and the provider's delete of the old assignment unassigns nothing once the
+        # address is on the new droplet (resource_reserved_ip_assignment.go), so the address
+        # moves from a serving droplet to a serving droplet.
+        after = [args.move_after] if args.move_after is not None else []
         do.ReservedIpAssignment(
             f"{name}-reserved-ip-assignment",
             ip_address=reserved.ip_address,
             droplet_id=pulumi.Output.from_input(args.droplet_ids[0]).apply(int),
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=after),
         )
         self.ipv4 = reserved.ip_address
         self.ipv6 = pulumi.Output.from_input(args.droplet_ipv6) if args.droplet_ipv6 else None

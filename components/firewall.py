@@ -12,6 +12,8 @@ import pulumi_digitalocean as do
 from components.host_layout import NODE_EXPORTER_PORT, PROMTAIL_METRICS_PORT
 
 EVERYWHERE: tuple[str, str] = ("0.0.0.0/0", "::/0")
+# Every port of a protocol, in the form the provider reads back (provider_normalisations).
+ALL_PORTS = "all"
 # Scrape ports on the app hosts: node_exporter, and promtail's metrics from the access log.
 EXPORTER_PORTS: tuple[int, ...] = (NODE_EXPORTER_PORT, PROMTAIL_METRICS_PORT)
 
@@ -68,7 +70,7 @@ class AppFirewall(pulumi.ComponentResource):
         outbound = [
             do.FirewallOutboundRuleArgs(
                 protocol=protocol,
-                port_range=None if protocol == "icmp" else "1-65535",
+                port_range=None if protocol == "icmp" else ALL_PORTS,
                 destination_addresses=list(EVERYWHERE),
             )
             for protocol in ("tcp", "udp", "icmp")

@@ -32,9 +32,11 @@ import pulumi_random as random
 from components import host_layout
 from components.cache import ManagedValkey
 from components.database import ManagedPostgres
+from components.firewall import ALL_PORTS
 from components.host_files import HostFile, role_tag
 from components.host_layout import LOKI_PORT
-from components.release import deploy_ssh, wait_for_host_command
+from components.host_ssh import deploy_ssh, learn_host_key
+from components.release import wait_for_host_command
 from components.remote_files import RemoteFile, RemoteFiles, RemoteFilesArgs
 from components.renderers import monitoring_units as units
 from components.renderers.prometheus import (
@@ -91,6 +93,7 @@ class MonitoredAppHost:
     droplet_id: pulumi.Input[str]
     public_ipv4: pulumi.Input[str]
     private_ipv4: pulumi.Input[str]
+    host_key: pulumi.Input[str]  # pinned SSH host key (components/host_ssh.py)
 
 
 @dataclass(frozen=True)
@@ -266,7 +269,7 @@ class Monitoring(pulumi.ComponentResource):
             outbound_rules=[
                 do.FirewallOutboundRuleArgs(
                     protocol=protocol,
-                    port_range=None if protocol == "icmp" else "1-65535",
+                    port_range=None if protocol == "icmp" else ALL_PORTS,
                     destination_addresses=list(EVERYWHERE),
                 )
                 for protocol in ("tcp", "udp", "icmp")
@@ -332,10 +335,16 @@ class Monitoring(pulumi.ComponentResource):
             units.MonitoringSecrets("", "", "", "" if slack else None)
         )
 
-        def connection(address: pulumi.Input[str]) -> command.remote.ConnectionArgs:
-            return deploy_ssh(address, args.ssh_private_key)
+        def connection(
+            address: pulumi.Input[str], host_key: pulumi.Input[str]
+        ) -> command.remote.ConnectionArgs:
+            return deploy_ssh(address, args.ssh_private_key, host_key)
 
-        monitoring_ssh = connection(droplet.ipv4_address)
+        host_key = learn_host_key(
+            name, self, address=droplet.ipv4_address, private_key=args.ssh_private_key,
+            droplet_id=droplet.id, depends_on=[firewall],
+        )  # fmt: skip
+        monitoring_ssh = connection(droplet.ipv4_address, host_key)
         ready = command.remote.Command(
             f"{name}-ready",
             connection=monitoring_ssh,
@@ -372,7 +381,7 @@ class Monitoring(pulumi.ComponentResource):
         )
         promtail_shape = units.promtail_host_files(s, loki_address=PLACEHOLDER_ADDRESS)
         for host in args.app_hosts:
-            ssh = connection(host.public_ipv4)
+            ssh = connection(host.public_ipv4, host.host_key)
             host_ready = command.remote.Command(
                 f"{name}-{host.name}-ready",
                 connection=ssh,

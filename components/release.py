@@ -3,6 +3,7 @@
 Per app droplet, in this order, each a pulumi-command remote command connecting as the `deploy`
 user with the stack's deploy key:
 
+0. (before, in components/host_ssh.py: the droplet's host key, pinned by every command here);
 1. `ready`: wait for cloud-init to finish and for the host-ready marker it writes last;
 2. `scripts`: install `clipper-release` and its non-secret `deploy.json` (a RemoteFiles bundle);
 3. `env`: write the backend's env file and the admin login for extensions (RemoteFiles, secret
@@ -27,29 +28,12 @@ import pulumi
 import pulumi_command as command
 
 from components import host_layout
+from components.host_ssh import deploy_ssh
 from components.remote_files import RemoteFile, RemoteFiles, RemoteFilesArgs
 from components.renderers.deploy_config import render_deploy_config
 from components.settings import Settings
 
 HOST_SCRIPT_SOURCE = Path(__file__).resolve().parents[1] / "hostscripts" / "clipper-release"
-
-# A new droplet takes a minute or two to boot and create the deploy user: keep dialling.
-SSH_DIAL_ERROR_LIMIT = 60
-SSH_PER_DIAL_TIMEOUT_SECONDS = 30
-
-
-def deploy_ssh(
-    address: pulumi.Input[str], private_key: pulumi.Input[str]
-) -> command.remote.ConnectionArgs:
-    """How every remote command reaches a droplet: as the deploy user, with the deploy key (kept
-    secret), dialling long enough for a new droplet to boot."""
-    return command.remote.ConnectionArgs(
-        host=address,
-        user=host_layout.DEPLOY_USER,
-        private_key=pulumi.Output.secret(private_key),
-        dial_error_limit=SSH_DIAL_ERROR_LIMIT,
-        per_dial_timeout=SSH_PER_DIAL_TIMEOUT_SECONDS,
-    )
 
 
 def wait_for_host_command() -> str:
@@ -80,11 +64,13 @@ def image_refs(settings: Settings) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class AppHost:
-    """One app droplet: a stable short name, its id and the address SSH reaches it at."""
+    """One app droplet: a stable short name, its id, the address SSH reaches it at and the host
+    key pinned for it (components/host_ssh.py)."""
 
     name: str
     droplet_id: pulumi.Input[str]
     address: pulumi.Input[str]
+    host_key: pulumi.Input[str]
 
 
 @dataclass(frozen=True)
@@ -108,6 +94,7 @@ class Release(pulumi.ComponentResource):
 
     images: pulumi.Output[dict[str, str]]
     deploy_logs: pulumi.Output[dict[str, str]]
+    deploys: dict[str, command.remote.Command]  # per host: depend on it to wait until it serves
 
     def __init__(
         self, name: str, args: ReleaseArgs, opts: pulumi.ResourceOptions | None = None
@@ -127,9 +114,10 @@ class Release(pulumi.ComponentResource):
 
         previous_deploy: command.remote.Command | None = None
         logs: dict[str, pulumi.Output[str]] = {}
+        self.deploys = {}
         for host in args.hosts:
             prefix = f"{name}-{host.name}"
-            connection = deploy_ssh(host.address, args.ssh_private_key)
+            connection = deploy_ssh(host.address, args.ssh_private_key, host.host_key)
             ready = command.remote.Command(
                 f"{prefix}-ready",
                 connection=connection,
@@ -172,6 +160,7 @@ class Release(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[scripts, env, *after, *extra]),
             )
             logs[host.name] = deploy.stdout
+            self.deploys[host.name] = deploy
             previous_deploy = deploy
 
         self.images = pulumi.Output.from_input(images)

@@ -16,13 +16,15 @@ import difflib
 import ipaddress
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
-from components import slugs
+from components import provider_rules, slugs
 
 if TYPE_CHECKING:
     import pulumi
@@ -96,12 +98,9 @@ def _admin_cidr(value: str) -> str:
 
 
 def _vpc_range(value: str) -> str:
-    try:
-        network = ipaddress.ip_network(value, strict=True)
-    except ValueError as err:
-        raise ValueError(f"not a CIDR network such as 10.110.0.0/20 ({err})") from None
-    if not (network.version == 4 and network.is_private and 16 <= network.prefixlen <= 24):
-        raise ValueError("allowed: a private IPv4 range from /16 to /24 (RFC 1918)")
+    problem = provider_rules.vpc_range_problem(value)
+    if problem:
+        raise ValueError(problem)
     return value
 
 
@@ -499,11 +498,6 @@ def _cross_checks(s: Settings) -> list[str]:
             f'{PROJECT}:edgeEntry = "{s.edge_entry}": appCount is {s.app_count}; more than one'
             ' droplet needs edgeEntry "load-balancer"'
         )
-    if s.app_backup_hour not in slugs.BACKUP_HOURS:
-        problems.append(
-            f"{PROJECT}:appBackupHour = {s.app_backup_hour}: allowed: "
-            + ", ".join(str(h) for h in sorted(slugs.BACKUP_HOURS))
-        )
     if s.environment == "production" and not s.db_protect:
         problems.append(
             f"{PROJECT}:dbProtect = false: a production environment must protect its database"
@@ -523,25 +517,7 @@ def _cross_checks(s: Settings) -> list[str]:
             f"{PROJECT}:apiRateBurst/generalRateBurst = {s.api_rate_burst}/{s.general_rate_burst}:"
             " a burst below its rate rejects ordinary page loads; allowed: at least the rate"
         )
-    pool_limit = slugs.postgres_connection_limit(s.db_size) - slugs.POSTGRES_DIRECT_HEADROOM
-    if s.db_connection == "session-pool" and s.db_pool_size > pool_limit:
-        problems.append(
-            f"{PROJECT}:dbPoolSize = {s.db_pool_size}: dbSize {s.db_size} allows"
-            f" {slugs.postgres_connection_limit(s.db_size)} connections and"
-            f" {slugs.POSTGRES_DIRECT_HEADROOM} stay free for admin, migrations and monitoring;"
-            f" allowed: at most {pool_limit} (or a larger dbSize)"
-        )
-    if s.effective_backup_region not in slugs.SPACES_REGIONS:
-        problems.append(
-            f'{PROJECT}:backupRegion = "{s.backup_region}": region {s.region} has no Spaces'
-            " object storage for the backup bucket; allowed: one of "
-            + ", ".join(sorted(slugs.SPACES_REGIONS))
-        )
-    if s.uses_load_balancer and not s.dns_manage_domain:
-        problems.append(
-            f'{PROJECT}:dnsManageDomain = false: edgeEntry "load-balancer" uses a DigitalOcean'
-            " Let's Encrypt certificate, which needs the domain in DigitalOcean DNS"
-        )
+    problems.extend(provider_rules.problems(s))
     return problems
 
 
@@ -550,11 +526,14 @@ def parse_settings(
     raw: dict[str, Any],
     secret_keys_set: set[str] | frozenset[str] = frozenset(),
     plain_keys_set: set[str] | frozenset[str] = frozenset(),
+    other_vpc_ranges: Mapping[str, str] | None = None,
 ) -> Settings:
     """Validate one stack's raw config (keys without the namespace) into `Settings`.
 
     `secret_keys_set` names the secret keys present as secrets; `plain_keys_set` names secret
-    keys that were (wrongly) set in plain text. Raises `SettingsError` with every problem found.
+    keys that were (wrongly) set in plain text; `other_vpc_ranges` maps the project's other
+    stacks to their vpcIpRange (one account: they must not overlap). Raises `SettingsError`
+    with every problem found.
     """
     problems: list[str] = []
     known = set(config_keys())
@@ -598,6 +577,9 @@ def parse_settings(
 
     if settings is not None:
         problems.extend(_cross_checks(settings))
+        problems.extend(
+            provider_rules.vpc_overlaps(stack, settings.vpc_ip_range, other_vpc_ranges or {})
+        )
         if settings.alert_slack_channel and "alertSlackWebhookUrl" not in present:
             problems.append(
                 f'{PROJECT}:alertSlackChannel = "{settings.alert_slack_channel}": needs the'
@@ -646,15 +628,34 @@ def _runtime_config() -> tuple[dict[str, Any], set[str]]:
     return raw, {k[len(prefix) :] for k in secret if k.startswith(prefix)}
 
 
+def sibling_vpc_ranges(project_dir: Path, stack: str) -> dict[str, str]:
+    """The vpcIpRange of every other `Pulumi.<stack>.yaml` in the project (one account)."""
+    import yaml
+
+    ranges: dict[str, str] = {}
+    for path in sorted(project_dir.glob("Pulumi.*.yaml")):
+        other = path.name.removeprefix("Pulumi.").removesuffix(".yaml")
+        values = (yaml.safe_load(path.read_text()) or {}).get("config") or {}
+        value = values.get(f"{PROJECT}:vpcIpRange")
+        if other != stack and isinstance(value, str):
+            ranges[other] = value
+    return ranges
+
+
 def load_settings() -> tuple[Settings, Secrets]:
-    """Read and validate the running stack's config; raise `SettingsError` before any resource."""
+    """Read and validate the running stack's config; raise `SettingsError` before any resource.
+
+    The program runs in the project directory (the Pulumi CLI's working directory for it), so
+    the other stack files are read from there for the cross-stack VPC check.
+    """
     import pulumi
 
     stack = pulumi.get_stack()
     raw, secret = _runtime_config()
     secret_present = {k for k in SECRET_KEYS if k in raw and k in secret}
     plain_present = {k for k in SECRET_KEYS if k in raw and k not in secret}
-    settings = parse_settings(stack, raw, secret_present, plain_present)
+    others = sibling_vpc_ranges(Path.cwd(), stack)
+    settings = parse_settings(stack, raw, secret_present, plain_present, others)
 
     config = pulumi.Config(PROJECT)
 

@@ -3,6 +3,8 @@ settings are valid, and nothing here branches on the stack's name."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pulumi
 
 from components.alerts import Alerts, AlertsArgs
@@ -16,6 +18,7 @@ from components.dns import SiteDns, SiteDnsArgs
 from components.entry import Entry, EntryArgs
 from components.firewall import AppFirewall, AppFirewallArgs
 from components.host_files import HostFile
+from components.host_ssh import HostKeys, HostKeysArgs
 from components.monitoring import (
     MonitoredAppHost,
     Monitoring,
@@ -52,6 +55,13 @@ def _app_user_data(
             extra_commands=commands,
         )
     )
+
+
+def _deferred_resource() -> tuple[
+    pulumi.Output[pulumi.Resource], Callable[[pulumi.Output[pulumi.Resource]], None]
+]:
+    """A resource to depend on, named now and given later (pulumi.deferred_output)."""
+    return pulumi.deferred_output()
 
 
 def build_stack(settings: Settings, secrets: Secrets) -> dict[str, pulumi.Input[object]]:
@@ -103,12 +113,16 @@ def build_stack(settings: Settings, secrets: Secrets) -> dict[str, pulumi.Input[
             replace_on_user_data_change=s.app_replace_on_user_data_change,
         ),
     )  # fmt: skip
+    # The first droplet's deploy (given after the Release below): with a reserved IP, the
+    # address and the AAAA record move to a new droplet only once it serves.
+    first_deploy, resolve_first_deploy = _deferred_resource()
     entry = Entry(
         f"{env}-entry",
         EntryArgs(
             environment=env, region=s.region, domain=s.domain, mode=s.edge_entry,
             vpc_id=network.vpc_id, droplet_tag=tags.role,
             droplet_ids=[d.id for d in app.droplets], droplet_ipv6=app.droplets[0].public_ipv6,
+            move_after=first_deploy,
             ipv6=s.app_ipv6, lb_size_unit=s.lb_size_unit,
             websocket_idle_seconds=s.websocket_read_timeout_seconds,
         ),
@@ -133,22 +147,35 @@ def build_stack(settings: Settings, secrets: Secrets) -> dict[str, pulumi.Input[
             ),
         ),
     )  # fmt: skip
+    # Each app droplet's SSH host key, trusted on first use and pinned from then on.
+    host_keys = HostKeys(
+        f"{env}-host-keys",
+        HostKeysArgs(
+            hosts={f"app-{n}": (d.id, d.public_ipv4) for n, d in enumerate(app.droplets, 1)},
+            private_key=deploy_key.private_key_openssh, depends_on=(firewall,),
+        ),
+    )  # fmt: skip
+    app_hosts = [
+        AppHost(f"app-{n}", d.id, d.public_ipv4, host_keys.keys[f"app-{n}"])
+        for n, d in enumerate(app.droplets, 1)
+    ]
     release = Release(
         f"{env}-release",
         ReleaseArgs(
             settings=s, ssh_private_key=deploy_key.private_key_openssh,
-            hosts=[AppHost(f"app-{n}", d.id, d.public_ipv4) for n, d in enumerate(app.droplets, 1)],
+            hosts=app_hosts,
             backend_env_file=secret.backend_env_file, db_admin_env_file=secret.db_admin_env_file,
             env_sha256=secret.env_sha256, depends_on=(database, cache, firewall),
         ),
     )  # fmt: skip
+    resolve_first_deploy(pulumi.Output.from_input(release.deploys[app_hosts[0].name]))
     backups = Backups(
         f"{env}-backups",
         BackupsArgs(
             environment=env, domain=s.domain, bucket_region=s.effective_backup_region,
             retention_days=s.backup_retention_days, schedule=s.backup_schedule,
             database=APP_DATABASE, postgres_major=s.db_version,
-            host=AppHost("app-1", app.droplets[0].id, app.droplets[0].public_ipv4),
+            host=app_hosts[0],
             ssh_private_key=deploy_key.private_key_openssh, protect=s.db_protect,
             depends_on=(release,),
         ),
@@ -163,6 +190,7 @@ def build_stack(settings: Settings, secrets: Secrets) -> dict[str, pulumi.Input[
             SiteDnsArgs(
                 domain=s.domain, ipv4=entry.ipv4, ipv6=entry.ipv6, ttl=s.dns_ttl,
                 contact_email=s.acme_email,
+                address_after=() if s.uses_load_balancer else (first_deploy,),
             ),
         )  # fmt: skip
         project_urns.append(dns.domain_urn)
@@ -188,8 +216,10 @@ def build_stack(settings: Settings, secrets: Secrets) -> dict[str, pulumi.Input[
                 deploy_public_key=deploy_key.public_key_openssh,
                 ssh_private_key=deploy_key.private_key_openssh,
                 app_hosts=[
-                    MonitoredAppHost(f"app-{n}", d.name, d.id, d.public_ipv4, d.private_ipv4)
-                    for n, d in enumerate(app.droplets, 1)
+                    MonitoredAppHost(
+                        h.name, d.name, d.id, d.public_ipv4, d.private_ipv4, h.host_key
+                    )
+                    for h, d in zip(app_hosts, app.droplets, strict=True)
                 ],
                 database=database, cache=cache, smtp_password=secrets.alert_smtp_password,
                 slack_webhook_url=secrets.alert_slack_webhook_url,

@@ -9,9 +9,11 @@ returned as secrets here too, because the stock mock monitor does not do it (see
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import ipaddress
 import itertools
+import struct
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,9 +23,19 @@ from pulumi.runtime.mocks import MockCallArgs, MockMonitor, MockResourceArgs, Mo
 from pulumi.runtime.proto import resource_pb2
 from pulumi.runtime.sync_await import _ensure_event_loop, _sync_await
 
+from components.host_ssh import read_host_key_command
+
 # A fixed, obviously fake PEM body: the offline engine never needs a working key.
 FAKE_PEM_BODY = "MOCKKEYMATERIALxOFFLINEPLANxNOTAREALKEYxxxxxxxxxxxxxxxxxxxxxxxxxx"
 FAKE_CA_PEM = f"-----BEGIN CERTIFICATE-----\n{FAKE_PEM_BODY}\n-----END CERTIFICATE-----\n"
+
+
+def fake_host_key(seed: str) -> str:
+    """A well-formed, fake `ssh-ed25519` public key line (RFC 8709 blob), fixed per seed."""
+    kind = b"ssh-ed25519"
+    point = hashlib.sha256(seed.encode()).digest()
+    blob = struct.pack(">I", len(kind)) + kind + struct.pack(">I", len(point)) + point
+    return f"ssh-ed25519 {base64.b64encode(blob).decode()}"
 
 
 def _uuid(seed: str) -> str:
@@ -154,7 +166,7 @@ class ClipperMocks(Mocks):
             out["filesystemLabel"] = inputs.get("initialFilesystemLabel", "")
         elif typ == "random:index/randomBytes:RandomBytes":
             raw = hashlib.sha256(name.encode()).digest()[: int(inputs.get("length", 32))]
-            out.update(base64=__import__("base64").b64encode(raw).decode(), hex=raw.hex())
+            out.update(base64=base64.b64encode(raw).decode(), hex=raw.hex())
         elif typ == "random:index/randomPassword:RandomPassword":
             out["result"] = f"mock-random-password-{_digits(name, 12)}"
         elif typ == "tls:index/privateKey:PrivateKey":
@@ -179,7 +191,9 @@ class ClipperMocks(Mocks):
                 createdAt="2026-01-01T00:00:00Z",
             )  # fmt: skip
         elif typ.startswith("command:remote:"):
-            out.update(stdout="", stderr="")
+            # The host-key read answers with a well-formed ed25519 key, as a droplet would.
+            reads_key = inputs.get("create") == read_host_key_command()
+            out.update(stdout=fake_host_key(name) + "\n" if reads_key else "", stderr="")
         return rid, out
 
     def call(self, args: MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
@@ -217,6 +231,8 @@ class Registration:
     replace_on_changes: tuple[str, ...]
     depends_on: tuple[str, ...]
     delete_before_replace: bool
+    # Per input, the resources its value came from (an input waits only on those at preview).
+    property_dependencies: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 class RecordingMonitor(MockMonitor):
@@ -240,7 +256,7 @@ class RecordingMonitor(MockMonitor):
         _ensure_event_loop()
         inputs = rpc.deserialize_properties(request.object)
         args = MockResourceArgs(
-            typ=request.type, name=request.name, inputs=_unwrap(inputs),
+            typ=request.type, name=request.name, inputs=unwrap_secrets(inputs),
             provider=request.provider, resource_id=request.importId, custom=request.custom or False,
         )  # fmt: skip
         rid, state = self.mocks.new_resource(args)
@@ -261,6 +277,9 @@ class RecordingMonitor(MockMonitor):
                 replace_on_changes=tuple(request.replaceOnChanges),
                 depends_on=tuple(request.dependencies),
                 delete_before_replace=bool(request.deleteBeforeReplace),
+                property_dependencies={
+                    k: tuple(v.urns) for k, v in request.propertyDependencies.items()
+                },
             )
         )  # fmt: skip
         return resource_pb2.RegisterResourceResponse(urn=urn, id=rid, object=obj)
@@ -271,12 +290,12 @@ class RecordingMonitor(MockMonitor):
         return super().RegisterResourceOutputs(request)
 
 
-def _unwrap(value: Any) -> Any:
+def unwrap_secrets(value: Any) -> Any:
     """Plain values for the mocks (secrets unwrapped); the recorded inputs keep the markers."""
     if rpc.is_rpc_secret(value):
-        return _unwrap(rpc.unwrap_rpc_secret(value))
+        return unwrap_secrets(rpc.unwrap_rpc_secret(value))
     if isinstance(value, dict):
-        return {k: _unwrap(v) for k, v in value.items()}
+        return {k: unwrap_secrets(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_unwrap(v) for v in value]
+        return [unwrap_secrets(v) for v in value]
     return value
