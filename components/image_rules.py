@@ -30,7 +30,8 @@ REGISTRY_NEAREST_REGION: Final[dict[str, str]] = {
 # The registry's host, the same for every DigitalOcean registry.
 REGISTRY_SERVER: Final = "registry.digitalocean.com"
 
-_IMAGE_RE = re.compile(
+# Docker's reference grammar, reduced to what settings accept: name[:tag][@sha256:hex].
+IMAGE_REFERENCE_RE = re.compile(
     r"^(?P<name>[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)*)"
     r"(:(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?(@(?P<digest>sha256:[0-9a-f]{64}))?$"
 )
@@ -44,7 +45,7 @@ _GIT_URL_RE = re.compile(r"^(https://[^\s@]+|ssh://git@[^\s]+|git@[A-Za-z0-9.-]+
 
 def pinned_image(value: str) -> str:
     """A reference with a version: a tag that is not `latest`, or a sha256 digest."""
-    match = _IMAGE_RE.match(value)
+    match = IMAGE_REFERENCE_RE.match(value)
     if not match:
         raise ValueError("not an image reference such as ghcr.io/org/app:v1.2.3")
     if not match["tag"] and not match["digest"]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.machinery
 import importlib.util
+import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -22,8 +23,8 @@ from components.renderers.env_file import (
     db_admin_env,
     render_env_file,
 )
-from components.settings import Settings, parse_settings
-from tests.support.program import STRIPE_PRICES, settings_for
+from components.settings import Settings, SettingsError, parse_settings
+from tests.support.program import STRIPE_PRICES, custom_run, default_secrets, plain, settings_for
 
 PROJECT = Path(__file__).resolve().parents[2]
 HOST_SCRIPT = PROJECT / "hostscripts" / "clipper-release"
@@ -323,3 +324,64 @@ def test_the_host_script_parses_what_the_renderer_writes() -> None:
 def test_the_host_script_reads_a_whole_backend_env_file() -> None:
     env = backend_env(settings_for("production"), DB, SECRETS)
     assert _script_parser()(render_env_file(env, "backend")) == env
+
+
+# ------------------------------------------------------------------ integration settings
+
+
+def _integration_problems(secrets: set[str], **overrides: str) -> list[str]:
+    """What parse_settings refuses for staging with these secret keys set."""
+    config, secret_keys = stack_config("staging", overrides=overrides)
+    raw = {key.split(":", 1)[1]: value for key, value in config.items()}
+    present = {key.split(":", 1)[1] for key in secret_keys} | secrets
+    try:
+        parse_settings("staging", raw, present)
+    except SettingsError as err:
+        return err.problems
+    return []
+
+
+def test_sendgrid_without_its_webhook_signature_key_is_refused() -> None:
+    (problem,) = _integration_problems({"sendgridApiKey"})
+    assert problem.startswith(
+        "clipper-infra:sendgridApiKey is set without sendgridWebhookPublicKey"
+    )
+    assert "unsigned posts to /api/v1/webhooks/sendgrid" in problem
+    assert "pulumi config set --secret sendgridWebhookPublicKey" in problem
+    assert _integration_problems({"sendgridApiKey", "sendgridWebhookPublicKey"}) == []
+
+
+def test_stripe_needs_its_webhook_secret_and_both_price_ids() -> None:
+    problems = _integration_problems({"stripeSecretKey"})
+    assert any("stripeSecretKey is set without stripeWebhookSecret" in p for p in problems)
+    assert any(p.startswith('clipper-infra:stripeProMonthlyPriceId = ""') for p in problems)
+    assert any(p.startswith('clipper-infra:stripeProYearlyPriceId = ""') for p in problems)
+    assert _integration_problems({"stripeSecretKey", "stripeWebhookSecret"}, **STRIPE_PRICES) == []
+
+
+def test_stripe_price_ids_or_extra_webhook_secrets_without_stripe_are_refused() -> None:
+    (price,) = _integration_problems(set(), stripeProMonthlyPriceId="price_1Monthly0000")
+    assert "needs the Stripe secret key" in price
+    (alt,) = _integration_problems({"stripeWebhookSecretAlt"})
+    assert alt.startswith("clipper-infra:stripeWebhookSecretAlt is an extra Stripe signing secret")
+    (bad,) = _integration_problems(set(), stripeProYearlyPriceId="prod_123")
+    assert 'stripeProYearlyPriceId = "prod_123": allowed: empty or a Stripe price id' in bad
+
+
+def test_the_program_writes_the_new_secrets_into_the_hosts_env_file() -> None:
+    secrets = {
+        **default_secrets("staging"),
+        "sendgridApiKey": "SG.program-test-key",
+        "sendgridWebhookPublicKey": "program-test-webhook-public-key",
+        "stripeSecretKey": "sk_program_test",
+        "stripeWebhookSecret": "whsec_program_primary",
+        "stripeWebhookSecretAlt": "whsec_program_previous",
+    }
+    run = custom_run("staging", overrides=STRIPE_PRICES, secrets=secrets)
+    stdin = json.loads(plain(run.named("staging-release-app-1-env-install").inputs["stdin"]))
+    (backend,) = [f["content"] for f in stdin["files"] if f["path"].endswith("/backend.env")]
+    values = _parse_like_dotenv(backend)
+    assert values["SENDGRID_WEBHOOK_PUBLIC_KEY"] == "program-test-webhook-public-key"
+    assert values["STRIPE_WEBHOOK_SECRET_ALT"] == "whsec_program_previous"
+    assert (values["EMAIL_ENABLED"], values["FEATURE_PREMIUM_SUBSCRIPTIONS"]) == ("true", "true")
+    assert (values["SENTRY_ENABLED"], values["EMBEDDING_ENABLED"]) == ("false", "false")
