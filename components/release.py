@@ -112,9 +112,15 @@ class Release(pulumi.ComponentResource):
     def __init__(
         self, name: str, args: ReleaseArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
-        super().__init__("clipper:release:Release", name, None, opts)
-        settings = args.settings
         images: pulumi.Output[dict[str, str]] = pulumi.Output.from_input(args.images).apply(dict)
+        # The images and their digests as the component's (plain) inputs: the plan and the
+        # preview show what the hosts will run (the deploy's trigger list is secret: it holds the
+        # env hash); a digest alone stays short enough to be shown whole.
+        digests = images.apply(lambda m: {k: ref.rpartition("@")[2] for k, ref in m.items()})
+        super().__init__(
+            "clipper:release:Release", name, {"images": images, "digests": digests}, opts
+        )
+        settings = args.settings
         script = RemoteFile(host_layout.RELEASE_SCRIPT, HOST_SCRIPT_SOURCE.read_text(), "0755")
         deploy_config = RemoteFile(
             host_layout.DEPLOY_CONFIG_FILE,

@@ -335,3 +335,32 @@ def test_prebuilt_images_need_no_source_and_a_starter_registry_is_enough_for_one
 def test_a_region_without_a_registry_uses_the_nearest_one() -> None:
     settings = settings_for("staging", region="nyc1", backupRegion="nyc3")
     assert settings.effective_registry_region == "nyc3"
+
+
+def _release_inputs(run: ProgramRun) -> dict[str, Any]:
+    (release,) = run.of_type("clipper:release:Release")
+    return dict(plain(release.inputs))
+
+
+def test_the_plan_shows_each_images_digest_on_the_release() -> None:
+    run = stack_run("production")
+    inputs = _release_inputs(run)
+    assert inputs["images"] == _deploy_json(run)["images"]
+    assert inputs["digests"] == {k: v.rpartition("@")[2] for k, v in inputs["images"].items()}
+
+
+def test_a_moved_tag_shows_up_in_the_stacks_plan_as_a_new_digest_and_deploy() -> None:
+    from components.offline.runner import run_program
+
+    ref = PREBUILT["imageFrontend"]
+    moved = "sha256:" + "9" * 64
+    before = run_program("staging", overrides=PREBUILT)
+    after = run_program(
+        "staging", overrides=PREBUILT, mocks=ClipperMocks(registry_digests={ref: moved})
+    )
+    assert _release_inputs(before)["digests"]["frontend"] == mock_registry_digest(ref)
+    assert _release_inputs(after)["digests"]["frontend"] == moved
+    assert _deploy_json(after)["images"]["frontend"] == f"{ref}@{moved}"
+    assert plain(_command(after, "deploy").inputs["triggers"]) != plain(
+        _command(before, "deploy").inputs["triggers"]
+    )
