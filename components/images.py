@@ -10,7 +10,10 @@
 - Each prebuilt reference is resolved to its digest at preview (components/image_digest.py).
 
 So `pinned` holds `name:tag@sha256:...` for backend, frontend, migrations and migrate: what the
-deploy's triggers and deploy.json carry, and what the hosts pull.
+deploy's triggers and deploy.json carry, and what the hosts pull. A prebuilt image's digest is
+known at preview; a built one's only once `pulumi up` has pushed it (pulumi-docker builds on
+`up`), but the preview shows that image changing whenever its context, Dockerfile or build args
+do, and the deploy runs exactly the digest that push returned.
 """
 
 from __future__ import annotations
