@@ -118,6 +118,9 @@ class AppSecrets(pulumi.ComponentResource):
             openai_api_key=optional(secrets.openai_api_key),
             sentry_dsn=optional(secrets.sentry_dsn),
             opensearch_password=optional(secrets.opensearch_password),
+            stripe_webhook_secret_alt=optional(secrets.stripe_webhook_secret_alt),
+            stripe_webhook_secrets=optional(secrets.stripe_webhook_secrets),
+            sendgrid_webhook_public_key=optional(secrets.sendgrid_webhook_public_key),
         ).apply(lambda values: BackendSecretValues(**values))
 
         backend_text = pulumi.Output.all(_login(args.app_database), secret_values).apply(

@@ -20,6 +20,11 @@ BACKEND_ENV_FILE: Final = "/etc/clipper/backend.env"  # what the backend reads (
 DB_ADMIN_ENV_FILE: Final = "/etc/clipper/db-admin.env"  # admin URL for extensions (secret, 0600)
 DEPLOY_CONFIG_FILE: Final = "/etc/clipper/deploy.json"  # non-secret release settings
 STATE_DIR: Final = "/var/lib/clipper"  # releases, the lock, the active colour
+# The registry's read-only pull credential (a Docker config dir; config.json secret, 0600).
+REGISTRY_DOCKER_CONFIG_DIR: Final = "/etc/clipper/registry"
+REGISTRY_DOCKER_CONFIG_FILE: Final = "/etc/clipper/registry/config.json"
+# The backend's exports (EXPORT_DIR), mounted into every colour so they outlive a release.
+EXPORTS_DIR: Final = "/var/lib/clipper/exports"
 BIN_DIR: Final = "/usr/local/bin"
 RELEASE_SCRIPT: Final = "/usr/local/bin/clipper-release"  # deploy | rollback | status
 

@@ -14,11 +14,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_docker as docker
 
-# Docker's reference grammar, reduced to what settings accept: name[:tag][@sha256:hex].
-_REFERENCE_RE = re.compile(
-    r"^(?P<name>[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)*)"
-    r"(:(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?(@(?P<digest>sha256:[0-9a-f]{64}))?$"
-)
+from components.image_rules import IMAGE_REFERENCE_RE as _REFERENCE_RE
+
 _DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
 
 

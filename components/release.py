@@ -6,21 +6,23 @@ user with the stack's deploy key:
 0. (before, in components/host_ssh.py: the droplet's host key, pinned by every command here);
 1. `ready`: wait for cloud-init to finish and for the host-ready marker it writes last;
 2. `scripts`: install `clipper-release` and its non-secret `deploy.json` (a RemoteFiles bundle);
-3. `env`: write the backend's env file and the admin login for extensions (RemoteFiles, secret
-   stdin, mode 0600), before any deploy or migration reads them;
+3. `env`: write the backend's env file, the admin login for extensions and the registry's
+   read-only pull credential (RemoteFiles, secret stdin, mode 0600), before any deploy,
+   migration or pull reads them;
 4. `deploy`: `sudo clipper-release deploy` (pull, migrate, start the idle colour, wait until it
    is ready, switch nginx, drain, stop the old colour). Its stdout is the operator's record.
 
 The deploy runs again when its triggers change: the droplet (a new one needs the app), the four
-image references, or the sha256 of the env files (a secret: computed in `apply` on secrets). A
-changed trigger replaces the command resource, which re-runs `create`; its command line never
-changes and holds nothing secret. Host N+1 is touched only after host N's deploy succeeded,
-so a failing deploy stops the roll with the other hosts still on the old release.
+pinned image references (`name:tag@sha256:...`, components/images.py: a moved tag is a new
+digest, hence a new trigger), or the sha256 of the env files (a secret: computed in `apply` on
+secrets). A changed trigger replaces the command resource, which re-runs `create`; its command
+line never changes and holds nothing secret. Host N+1 is touched only after host N's deploy
+succeeded, so a failing deploy stops the roll with the other hosts still on the old release.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,7 +32,7 @@ import pulumi_command as command
 from components import host_layout
 from components.host_ssh import deploy_ssh
 from components.remote_files import RemoteFile, RemoteFiles, RemoteFilesArgs
-from components.renderers.deploy_config import render_deploy_config
+from components.renderers.deploy_config import IMAGE_KEYS, render_deploy_config
 from components.settings import Settings
 
 HOST_SCRIPT_SOURCE = Path(__file__).resolve().parents[1] / "hostscripts" / "clipper-release"
@@ -52,14 +54,8 @@ def deploy_command() -> str:
     return f"sudo -n {host_layout.RELEASE_SCRIPT} deploy"
 
 
-def image_refs(settings: Settings) -> dict[str, str]:
-    """The release's images: what the deploy ships, and part of its trigger."""
-    return {
-        "backend": settings.image_backend,
-        "frontend": settings.image_frontend,
-        "migrations": settings.image_migrations,
-        "migrate": settings.image_migrate,
-    }
+def _pick(images: pulumi.Output[dict[str, str]], key: str) -> pulumi.Output[str]:
+    return images.apply(lambda pinned: pinned[key])
 
 
 @dataclass(frozen=True)
@@ -79,6 +75,10 @@ class ReleaseArgs:
 
     settings: Settings
     hosts: Sequence[AppHost]
+    # The release's images by digest (ReleaseImages.pinned): what deploy.json names.
+    images: pulumi.Input[Mapping[str, str]]
+    # The registry's read-only Docker config (a secret): /etc/clipper/registry/config.json.
+    registry_docker_config: pulumi.Input[str]
     # The deploy user's private key (OpenSSH PEM), a secret.
     ssh_private_key: pulumi.Input[str]
     backend_env_file: pulumi.Input[str]
@@ -99,17 +99,29 @@ class Release(pulumi.ComponentResource):
     def __init__(
         self, name: str, args: ReleaseArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
-        super().__init__("clipper:release:Release", name, None, opts)
+        images: pulumi.Output[dict[str, str]] = pulumi.Output.from_input(args.images).apply(dict)
+        # The images and their digests as the component's (plain) inputs: the plan and the
+        # preview show what the hosts will run (the deploy's trigger list is secret: it holds the
+        # env hash); a digest alone stays short enough to be shown whole.
+        digests = images.apply(lambda m: {k: ref.rpartition("@")[2] for k, ref in m.items()})
+        super().__init__(
+            "clipper:release:Release", name, {"images": images, "digests": digests}, opts
+        )
         settings = args.settings
-        images = image_refs(settings)
         script = RemoteFile(host_layout.RELEASE_SCRIPT, HOST_SCRIPT_SOURCE.read_text(), "0755")
         deploy_config = RemoteFile(
-            host_layout.DEPLOY_CONFIG_FILE, render_deploy_config(settings), "0644"
+            host_layout.DEPLOY_CONFIG_FILE,
+            images.apply(lambda pinned: render_deploy_config(settings, images=pinned)),
+            "0644",
         )
         env_files = [
             RemoteFile(host_layout.BACKEND_ENV_FILE, args.backend_env_file, "0600"),
             RemoteFile(host_layout.DB_ADMIN_ENV_FILE, args.db_admin_env_file, "0600"),
+            RemoteFile(
+                host_layout.REGISTRY_DOCKER_CONFIG_FILE, args.registry_docker_config, "0600"
+            ),
         ]
+        image_triggers = [_pick(images, key) for key in IMAGE_KEYS]
         extra = list(args.depends_on)
 
         previous_deploy: command.remote.Command | None = None
@@ -155,7 +167,7 @@ class Release(pulumi.ComponentResource):
                 f"{prefix}-deploy",
                 connection=connection,
                 create=deploy_command(),
-                triggers=[host.droplet_id, *images.values(), args.env_sha256],
+                triggers=[host.droplet_id, *image_triggers, args.env_sha256],
                 add_previous_output_in_env=False,
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[scripts, env, *after, *extra]),
             )
@@ -163,6 +175,6 @@ class Release(pulumi.ComponentResource):
             self.deploys[host.name] = deploy
             previous_deploy = deploy
 
-        self.images = pulumi.Output.from_input(images)
+        self.images = images
         self.deploy_logs = pulumi.Output.all(**logs)
         self.register_outputs({"images": self.images, "deploy_logs": self.deploy_logs})

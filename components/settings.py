@@ -24,12 +24,14 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
-from components import provider_rules, slugs
+from components import image_rules, provider_rules, slugs
 
 if TYPE_CHECKING:
     import pulumi
 
 PROJECT = "clipper-infra"
+# Where Pulumi.yaml lives: the working directory of `pulumi up`, and the root of relative paths.
+PROJECT_DIR = Path(__file__).resolve().parents[1]
 
 # PostgreSQL extensions the app's migrations need; created with the admin user before migrating.
 DATABASE_EXTENSIONS: tuple[str, ...] = ("pgcrypto", "pg_trgm", "vector", "ltree")
@@ -67,11 +69,6 @@ _HOUR_RE = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
 _FINGERPRINT_RE = re.compile(r"^([0-9a-f]{2}:){15}[0-9a-f]{2}$")
 _PUBLIC_KEY_RE = re.compile(
     r"^(ssh-ed25519|ecdsa-sha2-nistp(256|384|521)|ssh-rsa) [A-Za-z0-9+/]+={0,3}( \S.*)?$"
-)
-# registry/path:tag or registry/path@sha256:<64 hex>, optionally both.
-_IMAGE_RE = re.compile(
-    r"^(?P<name>[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)*)"
-    r"(:(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?(@(?P<digest>sha256:[0-9a-f]{64}))?$"
 )
 
 
@@ -174,24 +171,6 @@ def _spaces_region(value: str) -> str:
     return value
 
 
-def _pinned_image(value: str) -> str:
-    match = _IMAGE_RE.match(value)
-    if not match:
-        raise ValueError("not an image reference such as ghcr.io/org/app:v1.2.3")
-    if not match["tag"] and not match["digest"]:
-        raise ValueError("has no tag or digest; allowed: an explicit version tag or @sha256 digest")
-    if match["tag"] == "latest":
-        raise ValueError("uses 'latest', which is not a version; allowed: an explicit version tag")
-    return value
-
-
-def _digest_pinned_image(value: str) -> str:
-    _pinned_image(value)
-    if "@sha256:" not in value:
-        raise ValueError("must be pinned by digest: allowed: name:tag@sha256:<64 hex digits>")
-    return value
-
-
 def _optional_email(value: str) -> str:
     return _email(value) if value else value
 
@@ -219,7 +198,8 @@ Domain = Annotated[str, AfterValidator(_domain)]
 Email = Annotated[str, AfterValidator(_email)]
 AdminCidr = Annotated[str, AfterValidator(_admin_cidr)]
 Hour = Annotated[str, AfterValidator(_hour)]
-PinnedImage = Annotated[str, AfterValidator(_pinned_image)]
+PinnedImage = Annotated[str, AfterValidator(image_rules.pinned_image)]
+ImageSource = Annotated[str, AfterValidator(image_rules.image_source)]
 Origin = Annotated[str, AfterValidator(_https_origin)]
 
 
@@ -270,13 +250,44 @@ class Settings(BaseModel):
     )
 
     # --- release
-    image_backend: PinnedImage = Field(description="Backend image, with a version tag or digest.")
-    image_frontend: PinnedImage = Field(description="Frontend image, built for this domain.")
-    image_migrations: PinnedImage = Field(
-        description="Image holding the release's SQL migrations under /migrations (same tag)."
+    image_backend: ImageSource = Field(
+        description="Backend image: 'build' (the app's backend/Dockerfile at appSourceRef) or a"
+        " prebuilt reference with a version tag or digest."
     )
-    image_migrate: Annotated[str, AfterValidator(_digest_pinned_image)] = Field(
+    image_frontend: ImageSource = Field(
+        description="Frontend image: 'build' (images/frontend.Dockerfile, with this stack's API"
+        " URL baked in) or a prebuilt reference built for this domain."
+    )
+    image_migrations: ImageSource = Field(
+        description="Migrations image (the release's SQL files under /migrations): 'build'"
+        " (images/migrations.Dockerfile at appSourceRef) or a prebuilt reference (same tag)."
+    )
+    image_migrate: Annotated[str, AfterValidator(image_rules.digest_pinned_image)] = Field(
         description="golang-migrate image, pinned by digest."
+    )
+    app_source_git_url: Annotated[str, AfterValidator(image_rules.git_url)] = Field(
+        description="Git repository of the app, for the images set to 'build'."
+    )
+    app_source_ref: Annotated[str, AfterValidator(image_rules.git_ref)] = Field(
+        description="Tag or commit of the app to build from (the built images carry it as"
+        " their tag); needed when an image is 'build' and appSourcePath is empty."
+    )
+    app_source_path: str = Field(
+        description="A local checkout of the app to build from instead of git (development"
+        " only); empty: build from appSourceGitUrl at appSourceRef."
+    )
+    registry_name: Annotated[str, AfterValidator(image_rules.registry_name)] = Field(
+        description="Name of the stack's DigitalOcean Container Registry; empty:"
+        " clipper-<environment>. One registry per DigitalOcean account."
+    )
+    registry_tier: Annotated[
+        str, _one_of(tuple(image_rules.REGISTRY_TIER_REPOSITORIES), "registry subscription tier")
+    ] = Field(
+        description="Registry subscription tier: starter (1 repository), basic, professional."
+    )
+    registry_region: Annotated[str, AfterValidator(image_rules.registry_region)] = Field(
+        description="Region of the registry; empty: the stack's region (or the nearest one"
+        " offering a registry)."
     )
     release_keep: int = Field(ge=1, le=10, description="Old releases kept for rollback.")
     release_drain_seconds: int = Field(
@@ -296,6 +307,12 @@ class Settings(BaseModel):
     )
     opensearch_url: str = Field(description="OpenSearch URL; empty: search uses SQL.")
     opensearch_username: str = Field(description="OpenSearch user name.")
+    stripe_pro_monthly_price_id: Annotated[str, AfterValidator(image_rules.stripe_price_id)] = (
+        Field(description="Stripe price id of the monthly Pro plan (needs stripeSecretKey).")
+    )
+    stripe_pro_yearly_price_id: Annotated[str, AfterValidator(image_rules.stripe_price_id)] = Field(
+        description="Stripe price id of the yearly Pro plan (needs stripeSecretKey)."
+    )
 
     # --- database
     db_version: Annotated[str, _one_of(slugs.POSTGRES_VERSIONS, "PostgreSQL version")] = Field(
@@ -436,6 +453,31 @@ class Settings(BaseModel):
         return self.edge_entry == "load-balancer"
 
     @property
+    def api_base_url(self) -> str:
+        """What the frontend calls (baked into a built frontend as VITE_API_BASE_URL)."""
+        return f"{self.site_url}/api/v1"
+
+    @property
+    def images_to_build(self) -> tuple[str, ...]:
+        """The release's images this stack builds from the app's source, in a fixed order."""
+        chosen = {
+            "backend": self.image_backend,
+            "frontend": self.image_frontend,
+            "migrations": self.image_migrations,
+        }
+        return tuple(n for n in image_rules.BUILDABLE_IMAGES if chosen[n] == image_rules.BUILD)
+
+    @property
+    def effective_registry_name(self) -> str:
+        return self.registry_name or f"clipper-{self.environment}"
+
+    @property
+    def effective_registry_region(self) -> str:
+        if self.registry_region:
+            return self.registry_region
+        return image_rules.REGISTRY_NEAREST_REGION.get(self.region, self.region)
+
+    @property
     def effective_backup_region(self) -> str:
         return self.backup_region or self.region
 
@@ -455,6 +497,9 @@ SECRET_KEYS: dict[str, bool] = {
     "openaiApiKey": False,
     "sentryDsn": False,
     "opensearchPassword": False,
+    "stripeWebhookSecretAlt": False,  # a second signing secret, for rotation
+    "stripeWebhookSecrets": False,  # more, comma-separated (STRIPE_WEBHOOK_SECRETS)
+    "sendgridWebhookPublicKey": False,  # required with sendgridApiKey (signed event webhook)
     "alertSlackWebhookUrl": False,  # required when alertSlackChannel is set
     "alertSmtpPassword": False,  # required when monitoringEnabled is true
 }
@@ -518,6 +563,87 @@ def _cross_checks(s: Settings) -> list[str]:
             " a burst below its rate rejects ordinary page loads; allowed: at least the rate"
         )
     problems.extend(provider_rules.problems(s))
+    return problems
+
+
+def _image_checks(s: Settings) -> list[str]:
+    """Where built images come from and go to: a source to build from, a registry that fits."""
+    problems: list[str] = []
+    built = s.images_to_build
+    if built and not (s.app_source_ref or s.app_source_path):
+        problems.append(
+            f'{PROJECT}:appSourceRef = "": {", ".join(built)} set to "build" need the app\'s'
+            " source: allowed: a tag or commit of appSourceGitUrl (or appSourcePath for"
+            " development)"
+        )
+    if s.app_source_path and not (PROJECT_DIR / s.app_source_path).is_dir():
+        problems.append(
+            f'{PROJECT}:appSourcePath = "{s.app_source_path}": no such directory (relative paths'
+            f" start at {PROJECT_DIR}); allowed: a checkout of the app with backend/ and frontend/"
+        )
+    if s.app_source_ref and s.app_source_path:
+        problems.append(
+            f'{PROJECT}:appSourcePath = "{s.app_source_path}": set either appSourcePath or'
+            f' appSourceRef ("{s.app_source_ref}"), not both: which source to build is ambiguous'
+        )
+    limit = image_rules.REGISTRY_TIER_REPOSITORIES[s.registry_tier]
+    if limit is not None and len(built) > limit:
+        problems.append(
+            f'{PROJECT}:registryTier = "{s.registry_tier}": holds {limit} repository, and this'
+            f" stack builds {len(built)} images ({', '.join(built)}); allowed: basic or"
+            " professional"
+        )
+    if s.effective_registry_region not in image_rules.REGISTRY_REGIONS:
+        problems.append(
+            f'{PROJECT}:registryRegion = "{s.registry_region}": region {s.region} has no'
+            " DigitalOcean Container Registry; allowed: one of "
+            + ", ".join(sorted(image_rules.REGISTRY_REGIONS))
+        )
+    return problems
+
+
+def _integration_checks(s: Settings, present: set[str], stack: str) -> list[str]:
+    """Optional integrations are all-or-nothing: a half-configured one fails at runtime."""
+    problems: list[str] = []
+
+    def secret(key: str) -> str:
+        return f"`pulumi config set --secret {key} <value> -s {stack}`"
+
+    stripe = "stripeSecretKey" in present
+    prices = {
+        "stripeProMonthlyPriceId": s.stripe_pro_monthly_price_id,
+        "stripeProYearlyPriceId": s.stripe_pro_yearly_price_id,
+    }
+    for key, value in prices.items():
+        if stripe and not value:
+            problems.append(
+                f'{PROJECT}:{key} = "": stripeSecretKey turns on premium subscriptions, whose'
+                " checkout needs the plan's Stripe price id (price_...)"
+            )
+        if value and not stripe:
+            problems.append(
+                f'{PROJECT}:{key} = "{value}": needs the Stripe secret key: run'
+                f" {secret('stripeSecretKey')}"
+            )
+    if stripe and "stripeWebhookSecret" not in present:
+        problems.append(
+            f"{PROJECT}:stripeSecretKey is set without stripeWebhookSecret: Stripe's events"
+            f" (paid, cancelled) would be refused; run {secret('stripeWebhookSecret')}"
+        )
+    for key in ("stripeWebhookSecretAlt", "stripeWebhookSecrets"):
+        if key in present and "stripeWebhookSecret" not in present:
+            problems.append(
+                f"{PROJECT}:{key} is an extra Stripe signing secret (for rotation); set the"
+                f" primary one first: run {secret('stripeWebhookSecret')}"
+            )
+    # Refused, not warned: without the key the app accepts unsigned posts to its SendGrid
+    # webhook, so anyone could mark addresses bounced or unsubscribed while email is on.
+    if "sendgridApiKey" in present and "sendgridWebhookPublicKey" not in present:
+        problems.append(
+            f"{PROJECT}:sendgridApiKey is set without sendgridWebhookPublicKey: the app would"
+            " accept unsigned posts to /api/v1/webhooks/sendgrid; run"
+            f" {secret('sendgridWebhookPublicKey')} (SendGrid's Signed Event Webhook key)"
+        )
     return problems
 
 
@@ -590,6 +716,8 @@ def parse_settings(
                 f"{PROJECT}:monitoringEnabled = true: Alertmanager needs the SMTP password: run"
                 f" `pulumi config set --secret alertSmtpPassword <password> -s {stack}`"
             )
+        problems.extend(_image_checks(settings))
+        problems.extend(_integration_checks(settings, present, stack))
     if problems:
         raise SettingsError(stack, problems)
     assert settings is not None
@@ -611,6 +739,9 @@ class Secrets:
     opensearch_password: pulumi.Output[str] | None
     alert_slack_webhook_url: pulumi.Output[str] | None
     alert_smtp_password: pulumi.Output[str] | None = None
+    stripe_webhook_secret_alt: pulumi.Output[str] | None = None
+    stripe_webhook_secrets: pulumi.Output[str] | None = None
+    sendgrid_webhook_public_key: pulumi.Output[str] | None = None
 
 
 def _runtime_config() -> tuple[dict[str, Any], set[str]]:
@@ -674,5 +805,8 @@ def load_settings() -> tuple[Settings, Secrets]:
         opensearch_password=optional("opensearchPassword"),
         alert_slack_webhook_url=optional("alertSlackWebhookUrl"),
         alert_smtp_password=optional("alertSmtpPassword"),
+        stripe_webhook_secret_alt=optional("stripeWebhookSecretAlt"),
+        stripe_webhook_secrets=optional("stripeWebhookSecrets"),
+        sendgrid_webhook_public_key=optional("sendgridWebhookPublicKey"),
     )
     return settings, secrets

@@ -10,6 +10,7 @@ import pulumi
 from components.alerts import Alerts, AlertsArgs
 from components.app_secrets import AppSecrets, AppSecretsArgs, PostgresLogin
 from components.app_servers import AppHostTags, AppHostTagsArgs, AppServers, AppServersArgs
+from components.app_source import SourceError, app_source, engine_is_mocked, ensure_checkout
 from components.backups import Backups, BackupsArgs
 from components.cache import ManagedValkey, ManagedValkeyArgs
 from components.database import APP_DATABASE, ManagedPostgres, ManagedPostgresArgs
@@ -19,6 +20,7 @@ from components.entry import Entry, EntryArgs
 from components.firewall import AppFirewall, AppFirewallArgs
 from components.host_files import HostFile
 from components.host_ssh import HostKeys, HostKeysArgs
+from components.images import ReleaseImages, ReleaseImagesArgs
 from components.monitoring import (
     MonitoredAppHost,
     Monitoring,
@@ -159,10 +161,15 @@ def build_stack(settings: Settings, secrets: Secrets) -> dict[str, pulumi.Input[
         AppHost(f"app-{n}", d.id, d.public_ipv4, host_keys.keys[f"app-{n}"])
         for n, d in enumerate(app.droplets, 1)
     ]
+    source = app_source(s)
+    if s.images_to_build and not engine_is_mocked():
+        ensure_checkout(source)  # pulumi-docker hashes the build contexts at preview
+    images = ReleaseImages(f"{env}-images", ReleaseImagesArgs(settings=s, source=source))
     release = Release(
         f"{env}-release",
         ReleaseArgs(
             settings=s, ssh_private_key=deploy_key.private_key_openssh,
+            images=images.pinned, registry_docker_config=images.pull_docker_config,
             hosts=app_hosts,
             backend_env_file=secret.backend_env_file, db_admin_env_file=secret.db_admin_env_file,
             env_sha256=secret.env_sha256, depends_on=(database, cache, firewall),
@@ -244,6 +251,7 @@ def build_stack(settings: Settings, secrets: Secrets) -> dict[str, pulumi.Input[
         "databaseUri": database.app_uri,
         "cacheUri": cache.uri,
         "releaseImages": release.images,
+        "registryEndpoint": images.registry_endpoint,
         "releaseDeployLogs": release.deploy_logs,
         "backupBucket": backups.bucket_name,
         "backupEndpoint": backups.bucket_endpoint,
@@ -256,5 +264,9 @@ def main() -> None:
         settings, secrets = load_settings()
     except SettingsError as err:
         raise pulumi.RunError(str(err)) from err
-    for name, value in build_stack(settings, secrets).items():
+    try:
+        outputs = build_stack(settings, secrets)
+    except SourceError as err:
+        raise pulumi.RunError(str(err)) from err
+    for name, value in outputs.items():
         pulumi.export(name, value)

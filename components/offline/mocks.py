@@ -13,6 +13,7 @@ import base64
 import hashlib
 import ipaddress
 import itertools
+import json
 import struct
 import uuid
 from dataclasses import dataclass, field
@@ -52,6 +53,27 @@ REGISTRY_IMAGE_LOOKUP = "docker:index/getRegistryImage:getRegistryImage"
 def mock_registry_digest(tagged: str) -> str:
     """The digest the offline registry answers for `name:tag` (stable per reference)."""
     return "sha256:" + hashlib.sha256(f"mock-registry/{tagged}".encode()).hexdigest()
+
+
+REGISTRY_SERVER = "registry.digitalocean.com"
+REGISTRY_CREDENTIALS = (
+    "digitalocean:index/containerRegistryDockerCredentials:ContainerRegistryDockerCredentials"
+)
+
+
+def mock_docker_credentials(name: str, write: bool) -> str:
+    """A Docker config file like DigitalOcean's: one token as user and password."""
+    token = f"mock-registry-token-{'rw' if write else 'ro'}-{_digits(name, 8)}"
+    auth = base64.b64encode(f"{token}:{token}".encode()).decode()
+    return json.dumps({"auths": {REGISTRY_SERVER: {"auth": auth}}})
+
+
+def mock_pushed_digest(image: str, inputs: dict[str, Any]) -> str:
+    """`repo@sha256:...` a push of `image` would return: stable per name and build inputs, so
+    another source ref or other build args show another digest in the plan."""
+    build = json.dumps(inputs.get("build", {}), sort_keys=True)
+    repo = image.rsplit(":", 1)[0] if ":" in image.rsplit("/", 1)[-1] else image
+    return f"{repo}@sha256:{hashlib.sha256((image + build).encode()).hexdigest()}"
 
 
 @dataclass
@@ -190,6 +212,14 @@ class ClipperMocks(Mocks):
                 accessKey=rid, secretKey=f"mock-spaces-secret-key-{_digits(name, 12)}",
                 createdAt="2026-01-01T00:00:00Z",
             )  # fmt: skip
+        elif typ == "digitalocean:index/containerRegistry:ContainerRegistry":
+            rid = inputs.get("name", name)
+            out.update(serverUrl=REGISTRY_SERVER, endpoint=f"{REGISTRY_SERVER}/{rid}")
+        elif typ == REGISTRY_CREDENTIALS:
+            out["dockerCredentials"] = mock_docker_credentials(name, bool(inputs.get("write")))
+        elif typ == "docker:index/image:Image":
+            image = str(inputs.get("imageName", name))
+            out.update(baseImageName=image, repoDigest=mock_pushed_digest(image, inputs))
         elif typ.startswith("command:remote:"):
             # The host-key read answers with a well-formed ed25519 key, as a droplet would.
             reads_key = inputs.get("create") == read_host_key_command()

@@ -154,6 +154,8 @@ def run_program(
     secrets: dict[str, str] | None = None,
     project_dir: Path = PROJECT_DIR,
     preview: bool = False,
+    *,
+    mocks: ClipperMocks | None = None,
 ) -> ProgramRun:
     """Run `__main__.py` of the project for `stack` under mocks and return what it declared.
 
@@ -173,7 +175,7 @@ def run_program(
     asyncio.set_event_loop(loop)
     runtime_settings.reset_options()
     set_all_config(config, secret_keys)
-    mocks = ClipperMocks()
+    mocks = mocks or ClipperMocks()  # a test may move a registry tag (registry_digests)
     monitor = RecordingMonitor(mocks)
     pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=preview, monitor=monitor)
     working_dir = Path.cwd()

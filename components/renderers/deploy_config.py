@@ -9,7 +9,8 @@ Schema 1 (keys the script reads; the script refuses another schema number):
 
     schema                      1
     environment                 "staging" | "production"
-    images                      {backend, frontend, migrations, migrate}: image references
+    images                      {backend, frontend, migrations, migrate}: image references,
+                                each `name:tag@sha256:...` as the program pinned it
     colors.<blue|green>         {backend_port, frontend_port, upstreams}: loopback ports and
                                 the include text that points nginx at that colour
     paths                       {backend_env_file, db_admin_env_file, state_dir, nginx_include}
@@ -22,7 +23,9 @@ Schema 1 (keys the script reads; the script refuses another schema number):
     database_extensions         created with the admin login before migrations run
     containers                  {prefix, backend_run_args, frontend_run_args,
                                 frontend_container_port, port_env}: how each colour runs
-    commands                    {docker, psql}: argv prefixes
+    commands                    {docker, psql}: argv prefixes; docker is
+                                `docker --config /etc/clipper/registry`, so every pull uses
+                                the registry's read-only credential
 """
 
 from __future__ import annotations
@@ -52,6 +55,17 @@ STOP_TIMEOUT_SECONDS = 15
 
 # Bounded json-file logs: a chatty release must not fill the droplet's disk.
 _LOG_ARGS: tuple[str, ...] = ("--log-opt", "max-size=10m", "--log-opt", "max-file=3")
+# The backend image's own HEALTHCHECK probes :8080 whatever PORT is; this one replaces it and
+# probes the colour's port. Docker runs it with /bin/sh -c inside the container, so ${PORT} is
+# the container's (set per colour by clipper-release), never expanded on the host.
+BACKEND_HEALTH_COMMAND = (
+    f'wget -q -O /dev/null "http://127.0.0.1:${{{BACKEND_PORT_ENV}}}{BACKEND_READY_PATH}" || exit 1'
+)
+_BACKEND_HEALTH_ARGS: tuple[str, ...] = (
+    "--health-cmd", BACKEND_HEALTH_COMMAND, "--health-interval", "10s",
+    "--health-timeout", "3s", "--health-retries", "3", "--health-start-period", "30s",
+)  # fmt: skip
+IMAGE_KEYS: tuple[str, ...] = ("backend", "frontend", "migrations", "migrate")
 
 
 @dataclass(frozen=True)
@@ -72,7 +86,8 @@ class HostTarget:
     nginx_test_command: tuple[str, ...] = ("nginx", "-t", "-q")
     nginx_reload_command: tuple[str, ...] = ("nginx", "-s", "reload")
     container_prefix: str = "clipper"
-    docker_command: tuple[str, ...] = ("docker",)
+    docker_command: tuple[str, ...] = ("docker", "--config", host_layout.REGISTRY_DOCKER_CONFIG_DIR)
+    exports_dir: str = host_layout.EXPORTS_DIR
     psql_command: tuple[str, ...] = ("psql",)
 
 
@@ -89,18 +104,38 @@ def _upstreams(color: Color, target: HostTarget) -> str:
     return text
 
 
-def deploy_config(settings: Settings, target: HostTarget | None = None) -> dict[str, Any]:
-    """The deploy configuration as data (what `render_deploy_config` serialises)."""
+def backend_run_args(target: HostTarget) -> list[str]:
+    """Extra `docker run` arguments of the backend, in every colour."""
+    return [
+        # Host network: the backend reaches the Valkey TLS tunnel on 127.0.0.1.
+        "--network", "host", *_LOG_ARGS, *_BACKEND_HEALTH_ARGS,
+        # Exports outlive releases: the same host directory in every colour.
+        "--volume", f"{target.exports_dir}:{host_layout.EXPORTS_DIR}",
+        "-e", f"EXPORT_DIR={host_layout.EXPORTS_DIR}",
+    ]  # fmt: skip
+
+
+def deploy_config(
+    settings: Settings,
+    target: HostTarget | None = None,
+    images: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """The deploy configuration as data (what `render_deploy_config` serialises).
+
+    `images` are the release's pinned references (components/images.py); without them the
+    settings' references are used as they are (tests that replace the images).
+    """
     target = target or HostTarget()
+    chosen = images or {
+        "backend": settings.image_backend,
+        "frontend": settings.image_frontend,
+        "migrations": settings.image_migrations,
+        "migrate": settings.image_migrate,
+    }
     return {
         "schema": SCHEMA_VERSION,
         "environment": settings.environment,
-        "images": {
-            "backend": settings.image_backend,
-            "frontend": settings.image_frontend,
-            "migrations": settings.image_migrations,
-            "migrate": settings.image_migrate,
-        },
+        "images": {key: chosen[key] for key in IMAGE_KEYS},
         "colors": {
             color: {
                 "backend_port": target.backend_ports[color],
@@ -127,8 +162,7 @@ def deploy_config(settings: Settings, target: HostTarget | None = None) -> dict[
         "database_extensions": list(DATABASE_EXTENSIONS),
         "containers": {
             "prefix": target.container_prefix,
-            # Host network: the backend reaches the Valkey TLS tunnel on 127.0.0.1.
-            "backend_run_args": ["--network", "host", *_LOG_ARGS],
+            "backend_run_args": backend_run_args(target),
             "frontend_run_args": [*_LOG_ARGS],
             "frontend_container_port": FRONTEND_CONTAINER_PORT,
             "port_env": BACKEND_PORT_ENV,
@@ -140,9 +174,11 @@ def deploy_config(settings: Settings, target: HostTarget | None = None) -> dict[
     }
 
 
-def render_deploy_config(settings: Settings, target: HostTarget | None = None) -> str:
+def render_deploy_config(
+    settings: Settings, target: HostTarget | None = None, images: Mapping[str, str] | None = None
+) -> str:
     """`deploy.json` for a host (pretty JSON, stable key order, trailing newline).
 
     Holds image references, ports, paths and timings only: the secrets are in the env files.
     """
-    return json.dumps(deploy_config(settings, target), indent=2, sort_keys=True) + "\n"
+    return json.dumps(deploy_config(settings, target, images), indent=2, sort_keys=True) + "\n"

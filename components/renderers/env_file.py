@@ -1,5 +1,16 @@
 """The env files a release reads: what the backend reads, and the admin's direct login.
 
+The backend's file covers everything the app's config/config.go reads that this platform
+decides (../shared/clipper-app.md, last section): the server (ENVIRONMENT, GIN_MODE, PORT,
+BASE_URL), PostgreSQL, Redis through the host's TLS tunnel, the JWT and MFA keys, Twitch OAuth,
+the CORS and WebSocket origins, and each optional integration with its on-switch, which the
+app defaults to off and which is derived here from whether the integration's secret is set:
+`SENTRY_ENABLED` (sentryDsn), `EMAIL_ENABLED` (sendgridApiKey, with the webhook's signature key),
+`EMBEDDING_ENABLED` (openaiApiKey), `FEATURE_PREMIUM_SUBSCRIPTIONS` (stripeSecretKey, with the
+price ids, the success/cancel URLs on the stack's site and every webhook signing secret), and
+OpenSearch with TLS verification on. Not here: `EXPORT_DIR` (a `docker run` argument, with the
+exports volume: components/renderers/deploy_config.py) and the defaults the app gets right.
+
 Format (the release contract; `clipper-release` parses exactly this): one `KEY=VALUE` per line,
 `#` starts a comment line. A value that holds a newline, `"`, `\\`, `$`, `'`, `#` or leading or
 trailing white space is written `KEY="..."`, with `\\\\`, `\\"` and `\\n` as the only escapes
@@ -43,17 +54,36 @@ BACKEND_REQUIRED_KEYS: tuple[str, ...] = (
     "CORS_ALLOWED_ORIGINS",
     "WEBSOCKET_ALLOWED_ORIGINS",
 )
-# Optional integrations: each key is written only when its value is set.
+# The integrations' on-switches: always written, "true" exactly when the integration is set up.
+BACKEND_SWITCH_KEYS: tuple[str, ...] = (
+    "SENTRY_ENABLED",
+    "EMAIL_ENABLED",
+    "EMBEDDING_ENABLED",
+    "FEATURE_PREMIUM_SUBSCRIPTIONS",
+)
+# Optional integrations: each key is written only when its integration is set up.
 BACKEND_OPTIONAL_KEYS: tuple[str, ...] = (
     "STRIPE_SECRET_KEY",
     "STRIPE_WEBHOOK_SECRET",
+    "STRIPE_WEBHOOK_SECRET_ALT",
+    "STRIPE_WEBHOOK_SECRETS",
+    "STRIPE_PRO_MONTHLY_PRICE_ID",
+    "STRIPE_PRO_YEARLY_PRICE_ID",
+    "STRIPE_SUCCESS_URL",
+    "STRIPE_CANCEL_URL",
     "SENDGRID_API_KEY",
+    "SENDGRID_WEBHOOK_PUBLIC_KEY",
     "OPENAI_API_KEY",
     "SENTRY_DSN",
+    "SENTRY_ENVIRONMENT",
     "OPENSEARCH_URL",
     "OPENSEARCH_USERNAME",
     "OPENSEARCH_PASSWORD",
+    "OPENSEARCH_INSECURE_SKIP_VERIFY",
 )
+# Where Stripe's checkout sends the user back (the app's routes; its defaults are localhost).
+STRIPE_SUCCESS_PATH = "/subscription/success"
+STRIPE_CANCEL_PATH = "/subscription/cancel"
 # libpq's own variables: psql on the host reads them to create the extensions and grant the app
 # user its rights; clipper-release also takes the cluster's DIRECT address from them (PGHOST,
 # PGPORT, PGDATABASE, PGSSLMODE) for golang-migrate, which must not go through the pool.
@@ -101,6 +131,47 @@ class BackendSecretValues:
     openai_api_key: str | None = None
     sentry_dsn: str | None = None
     opensearch_password: str | None = None
+    stripe_webhook_secret_alt: str | None = None
+    stripe_webhook_secrets: str | None = None
+    sendgrid_webhook_public_key: str | None = None
+
+
+def _flag(on: object) -> str:
+    return "true" if on else "false"
+
+
+def _integrations(settings: Settings, secrets: BackendSecretValues) -> dict[str, str | None]:
+    """Each optional integration's variables; None where it is not set up (not written)."""
+    stripe = bool(secrets.stripe_secret_key)
+    email = bool(secrets.sendgrid_api_key)
+    sentry = bool(secrets.sentry_dsn)
+    opensearch = bool(settings.opensearch_url)
+
+    def when(on: bool, value: str | None) -> str | None:
+        return value if on else None
+
+    return {
+        "STRIPE_SECRET_KEY": when(stripe, secrets.stripe_secret_key),
+        "STRIPE_WEBHOOK_SECRET": when(stripe, secrets.stripe_webhook_secret),
+        # Extra signing secrets let a rotation overlap: the app accepts any of them.
+        "STRIPE_WEBHOOK_SECRET_ALT": when(stripe, secrets.stripe_webhook_secret_alt),
+        "STRIPE_WEBHOOK_SECRETS": when(stripe, secrets.stripe_webhook_secrets),
+        "STRIPE_PRO_MONTHLY_PRICE_ID": when(stripe, settings.stripe_pro_monthly_price_id),
+        "STRIPE_PRO_YEARLY_PRICE_ID": when(stripe, settings.stripe_pro_yearly_price_id),
+        "STRIPE_SUCCESS_URL": when(stripe, settings.site_url + STRIPE_SUCCESS_PATH),
+        "STRIPE_CANCEL_URL": when(stripe, settings.site_url + STRIPE_CANCEL_PATH),
+        "SENDGRID_API_KEY": when(email, secrets.sendgrid_api_key),
+        "SENDGRID_WEBHOOK_PUBLIC_KEY": when(email, secrets.sendgrid_webhook_public_key),
+        "OPENAI_API_KEY": secrets.openai_api_key,
+        "SENTRY_DSN": when(sentry, secrets.sentry_dsn),
+        "SENTRY_ENVIRONMENT": when(sentry, settings.environment),
+        # Without OpenSearch the app searches with SQL; the URL and user are plain settings.
+        "OPENSEARCH_URL": when(opensearch, settings.opensearch_url),
+        "OPENSEARCH_USERNAME": when(opensearch, settings.opensearch_username),
+        "OPENSEARCH_PASSWORD": when(opensearch, secrets.opensearch_password),
+        # The app skips certificate checks unless told otherwise.
+        "OPENSEARCH_INSECURE_SKIP_VERIFY": when(opensearch, "false"),
+    }
 
 
 def backend_env(
@@ -135,18 +206,15 @@ def backend_env(
         "CORS_ALLOWED_ORIGINS": ",".join(settings.effective_cors_origins),
         "WEBSOCKET_ALLOWED_ORIGINS": ",".join(settings.effective_websocket_origins),
     }
-    optional: dict[str, str | None] = {
-        "STRIPE_SECRET_KEY": secrets.stripe_secret_key,
-        "STRIPE_WEBHOOK_SECRET": secrets.stripe_webhook_secret,
-        "SENDGRID_API_KEY": secrets.sendgrid_api_key,
-        "OPENAI_API_KEY": secrets.openai_api_key,
-        "SENTRY_DSN": secrets.sentry_dsn,
-        # Without OpenSearch the app searches with SQL; the URL and user are plain settings.
-        "OPENSEARCH_URL": settings.opensearch_url or None,
-        "OPENSEARCH_USERNAME": settings.opensearch_username or None,
-        "OPENSEARCH_PASSWORD": secrets.opensearch_password if settings.opensearch_url else None,
-    }
-    values.update({key: value for key, value in optional.items() if value})
+    values.update(
+        {
+            "SENTRY_ENABLED": _flag(secrets.sentry_dsn),
+            "EMAIL_ENABLED": _flag(secrets.sendgrid_api_key),
+            "EMBEDDING_ENABLED": _flag(secrets.openai_api_key),
+            "FEATURE_PREMIUM_SUBSCRIPTIONS": _flag(secrets.stripe_secret_key),
+        }
+    )
+    values.update({key: value for key, value in _integrations(settings, secrets).items() if value})
     return values
 
 

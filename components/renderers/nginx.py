@@ -67,8 +67,29 @@ UNTHROTTLED_API_PATHS = (
 # The backend's WebSocket endpoints (chat and watch parties): upgrade and long read timeouts.
 WEBSOCKET_LOCATION = r"^/api/v1/(?:chat/channels|watch-parties)/[^/]+/ws$"
 # Served by the backend although outside /api/ (clipper-app.md, "Routing the edge must do").
-BACKEND_EXACT_PATHS = ("/health", "/health/ready", "/health/live", "/sitemap.xml", "/robots.txt")
+# `/clips/best` itself too: the backend's `/clips/best/*path` route answers it (a redirect to
+# `/clips/best/`), where the SPA has no such page.
+BACKEND_EXACT_PATHS = (
+    "/health", "/health/ready", "/health/live", "/sitemap.xml", "/robots.txt", "/clips/best",
+)  # fmt: skip
 BACKEND_PREFIXES = ("/clips/streamer/", "/clips/game/", "/clips/best/")
+# The backend's other /health/* routes (stats, cache, cache/check, webhooks) are unauthenticated
+# internals: the edge answers 404 for all of /health/ but the probes above, so they stay off the
+# internet. On a host they are still there: curl 127.0.0.1:<colour port>/health/stats.
+HIDDEN_PREFIX = "/health/"
+
+# Origins the real frontend loads beyond its own (clipper-app.md, last section): Google Fonts
+# (index.css @import), the Twitch embed script and the frames it and the clip/chat embeds open.
+TWITCH_EMBED_SCRIPT = "https://embed.twitch.tv"
+GOOGLE_FONTS_CSS = "https://fonts.googleapis.com"
+GOOGLE_FONTS_FILES = "https://fonts.gstatic.com"
+TWITCH_API = "https://api.twitch.tv"
+TWITCH_FRAMES = (
+    "https://embed.twitch.tv",
+    "https://player.twitch.tv",
+    "https://clips.twitch.tv",
+    "https://www.twitch.tv",
+)
 
 # Headers the edge owns: an upstream's copy is dropped so a browser never sees two (the
 # frontend image sends X-Frame-Options SAMEORIGIN, the backend sends HSTS in release mode).
@@ -108,19 +129,20 @@ class SiteBinding:
 
 
 def content_security_policy(settings: Settings) -> str:
-    """The CSP: same-origin by default; the API, the WebSockets and Twitch's API may be
-    called; Twitch's players may be framed; nobody may frame the site."""
-    connect = ["'self'", "https://api.twitch.tv", f"wss://{settings.domain}"]
+    """The CSP: same-origin by default, plus exactly what the real frontend loads: the API and
+    WebSockets on this domain, Twitch's API, its embed script and player/clip/chat frames, and
+    Google Fonts; nobody may frame the site."""
+    connect = ["'self'", TWITCH_API, f"wss://{settings.domain}"]
     connect += [src for src in settings.csp_connect_src_extra if src not in connect]
     directives = [
         "default-src 'self'",
-        "script-src 'self'",
-        "style-src 'self' 'unsafe-inline'",
+        f"script-src 'self' {TWITCH_EMBED_SCRIPT}",
+        f"style-src 'self' 'unsafe-inline' {GOOGLE_FONTS_CSS}",
         "img-src 'self' data: blob: https:",
         "media-src 'self' blob: https:",
-        "font-src 'self' data:",
+        f"font-src 'self' data: {GOOGLE_FONTS_FILES}",
         "connect-src " + " ".join(connect),
-        "frame-src https://clips.twitch.tv https://player.twitch.tv https://www.twitch.tv",
+        "frame-src " + " ".join(TWITCH_FRAMES),
         "frame-ancestors 'none'",
         "base-uri 'self'",
         "form-action 'self'",
@@ -252,6 +274,7 @@ def _app_locations(settings: Settings, snippet: str) -> list[str]:
         backend("/api/", api_limit),
         *(backend(f"= {path}", general_limit) for path in BACKEND_EXACT_PATHS),
         *(backend(prefix, general_limit) for prefix in BACKEND_PREFIXES),
+        [f"location ^~ {HIDDEN_PREFIX} {{", "    return 404;", "}"],
         # The SPA: its own cache headers give way to the edge's (hashed assets forever, the rest
         # revalidated), so a deploy's new index.html is seen at once.
         _proxy_location(

@@ -220,6 +220,7 @@ def test_tls_1_2_refuses_ciphers_without_forward_secrecy_or_aead(staging: EdgeSi
         ("GET", "/clips/streamer/xqc", "backend"),
         ("GET", "/clips/game/509658", "backend"),
         ("GET", "/clips/best/week", "backend"),
+        ("GET", "/clips/best", "backend"),  # the backend's /clips/best/*path, not the SPA
         ("POST", "/api/v1/webhooks/stripe", "backend"),
         ("POST", "/api/v1/webhooks/sendgrid", "backend"),
         ("GET", "/api/v1/auth/twitch/callback?code=abc&state=xyz", "backend"),
@@ -239,6 +240,17 @@ def test_routes_reach_the_backend_or_the_frontend_of_the_active_colour(
     seen = reply.json()
     assert (seen["role"], seen["color"]) == (role, "blue")
     assert seen["path"] == path.split("?", maxsplit=1)[0]
+
+
+@pytest.mark.parametrize(
+    "path", ["/health/stats", "/health/cache", "/health/cache/check", "/health/webhooks"]
+)
+def test_the_backends_internal_health_routes_are_not_served_to_the_internet(
+    staging: EdgeSite, path: str
+) -> None:
+    reply = staging.request(path)
+    assert reply.status == 404
+    assert b'"role"' not in reply.body  # answered by nginx: neither upstream saw it
 
 
 @pytest.mark.parametrize("path", ["/api/v1/chat/channels/42/ws", "/api/v1/watch-parties/p-7/ws"])

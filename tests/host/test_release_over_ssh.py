@@ -217,13 +217,17 @@ def registry_release(
     for ref, source in local.items():
         _docker(docker_engine, "tag", source, ref)
         _docker(docker_engine, "push", "-q", ref, timeout=300)
-    backend, frontend, migrations, migrate = local
-    pinned = _docker(
-        docker_engine, "image", "inspect", "--format", "{{index .RepoDigests 0}}", migrate
-    ).stdout.strip()
+    # Pinned by the digests the registry gave them: the program ships what it is given by
+    # digest as it is (the offline registry lookup would answer made-up digests for tags).
+    pinned = [
+        ref + "@" + _docker(
+            docker_engine, "image", "inspect", "--format", "{{index .RepoDigests 0}}", ref
+        ).stdout.strip().split("@")[1]
+        for ref in local
+    ]  # fmt: skip
     _docker(docker_engine, "image", "rm", *local, check=False)
     try:
-        yield RegistryRelease(backend, frontend, migrations, f"{migrate}@{pinned.split('@')[1]}")
+        yield RegistryRelease(*pinned)
     finally:
         _remove_images_of(docker_engine, registry.host)
 

@@ -13,6 +13,12 @@ from components.offline.mocks import Registration
 from components.offline.runner import ProgramRun, run_program, stack_config
 from components.settings import PROJECT, Settings, parse_settings
 
+# Stripe's plans, which settings require whenever a test sets stripeSecretKey.
+STRIPE_PRICES = {
+    "stripeProMonthlyPriceId": "price_1TestMonthly0123",
+    "stripeProYearlyPriceId": "price_1TestYearly01234",
+}
+
 
 @functools.cache
 def _cached_run(stack: str) -> ProgramRun:

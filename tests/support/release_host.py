@@ -377,6 +377,7 @@ class AppHost(ManagedService):
             backend_env_file=str(self.root / "etc" / "backend.env"),
             db_admin_env_file=str(self.root / "etc" / "db-admin.env"),
             state_dir=str(self.root / "state"),
+            exports_dir=str(self.root / "exports"),  # dockerd creates it for the bind mount
             nginx_include=str(self.include),
             nginx_test_command=(*nginx, "-t", "-q"),
             nginx_reload_command=(*nginx, "-s", "reload"),

@@ -14,7 +14,7 @@ from components.offline.mocks import FAKE_CA_PEM, Registration
 from components.offline.runner import ProgramRun
 from components.renderers.valkey_tunnel import TUNNEL_CONFIG_FILE
 from components.settings import SECRET_KEYS
-from tests.support.program import custom_run, of_role, plain, stack_run
+from tests.support.program import STRIPE_PRICES, custom_run, of_role, plain, stack_run
 
 DROPLET = "digitalocean:index/droplet:Droplet"
 CLUSTER = "digitalocean:index/databaseCluster:DatabaseCluster"
@@ -139,7 +139,9 @@ def test_every_droplet_of_a_stack_gets_the_same_user_data() -> None:
 @pytest.mark.parametrize("stack", STACKS)
 def test_no_secret_value_appears_in_any_droplet_user_data(stack: str) -> None:
     secrets = dict(PLANTED_SECRETS)
-    run = custom_run(stack, overrides={"alertSlackChannel": "#ops"}, secrets=secrets)
+    run = custom_run(
+        stack, overrides={"alertSlackChannel": "#ops", **STRIPE_PRICES}, secrets=secrets
+    )
     # Passwords the mocks hand out for the clusters, users and pools, and the deploy private key.
     generated = [
         str(plain(reg.outputs[key]))

@@ -107,3 +107,68 @@ def test_rendering_is_stable() -> None:
     settings = settings_for("production")
     assert render_deploy_config(settings) == render_deploy_config(settings)
     assert render_deploy_config(settings).endswith("}\n")
+
+
+def _flag(args: list[str], name: str) -> str:
+    return args[args.index(name) + 1]
+
+
+def test_the_backend_health_check_probes_the_colours_port_inside_the_container() -> None:
+    args = deploy_config(settings_for("staging"))["containers"]["backend_run_args"]
+    command = _flag(args, "--health-cmd")
+    # ${PORT} stays literal on the host: docker runs it with /bin/sh -c in the container,
+    # where clipper-release sets PORT to the colour's port (not the image's fixed :8080).
+    assert "${PORT}" in command and "8080" not in command
+    assert "/health/ready" in command
+    assert {_flag(args, "--health-interval"), _flag(args, "--health-retries")} == {"10s", "3"}
+
+
+@pytest.mark.parametrize(("status", "healthy"), [(200, True), (503, False)])
+def test_the_health_command_passes_only_when_the_ready_probe_on_port_answers_200(
+    status: int, healthy: bool
+) -> None:
+    """The rendered command run by a real shell and wget against a server on a free port."""
+    import http.server
+    import subprocess
+    import threading
+
+    seen: list[str] = []
+
+    class Ready(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append(self.path)
+            self.send_response(status)
+            self.end_headers()
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Ready)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        args = deploy_config(settings_for("staging"))["containers"]["backend_run_args"]
+        proc = subprocess.run(
+            ["sh", "-c", _flag(args, "--health-cmd")],
+            env={"PATH": "/usr/bin:/bin", "PORT": str(server.server_port)},
+            capture_output=True,
+            timeout=30,
+            check=False,
+        )
+    finally:
+        server.shutdown()
+    assert (proc.returncode == 0) is healthy
+    assert seen == ["/health/ready"]
+
+
+def test_every_colour_mounts_the_same_exports_dir_as_export_dir() -> None:
+    args = deploy_config(settings_for("production"))["containers"]["backend_run_args"]
+    assert _flag(args, "--volume") == "/var/lib/clipper/exports:/var/lib/clipper/exports"
+    assert _flag(args, "-e") == "EXPORT_DIR=/var/lib/clipper/exports"
+    moved = deploy_config(settings_for("production"), HostTarget(exports_dir="/tmp/t/exports"))
+    assert _flag(moved["containers"]["backend_run_args"], "--volume").startswith("/tmp/t/exports:")
+
+
+def test_resolved_images_replace_the_settings_references() -> None:
+    pinned = {k: f"r/{k}:v1@sha256:{'0' * 64}" for k in ("backend", "frontend", "migrations")}
+    pinned["migrate"] = f"m/m:v4@sha256:{'1' * 64}"
+    assert deploy_config(settings_for("staging"), images=pinned)["images"] == pinned

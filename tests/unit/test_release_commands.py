@@ -26,6 +26,7 @@ from components.offline.render import host_files
 from components.offline.runner import ProgramRun
 from components.remote_files import INSTALLER, bundle
 from tests.support.program import (
+    STRIPE_PRICES,
     contains_text,
     custom_run,
     default_secrets,
@@ -45,6 +46,7 @@ TEST_SECRETS = {
     "stripeSecretKey": "sk_test_stripe_secret_key_0123456789",
     "stripeWebhookSecret": "whsec_test_stripe_webhook_0123456789",
     "sendgridApiKey": "SG.test-sendgrid-api-key-0123456789",
+    "sendgridWebhookPublicKey": "test-sendgrid-webhook-public-key-0123456789",
     "openaiApiKey": "sk-test-openai-api-key-0123456789",
     "sentryDsn": "https://publickey0123456789@o1.ingest.sentry.io/42",
     "alertSlackWebhookUrl": "https://hooks.slack.com/services/T000/B000/testtesttest",
@@ -53,6 +55,7 @@ TEST_SECRETS = {
 
 def _staging(overrides: dict[str, Any] | None = None, **secrets: str) -> ProgramRun:
     secrets = {**default_secrets("staging", overrides), **TEST_SECRETS, **secrets}
+    overrides = {**STRIPE_PRICES, **(overrides or {})}  # Stripe needs its plans' price ids
     return custom_run("staging", overrides=overrides, secrets=secrets)
 
 
@@ -206,7 +209,11 @@ def test_the_env_files_travel_as_secret_stdin(staging_with_secrets: ProgramRun) 
     assert is_secret(env.inputs["stdin"])
     files = json.loads(plain(env.inputs["stdin"]))["files"]
     by_path = {f["path"]: f for f in files}
-    assert set(by_path) == {host_layout.BACKEND_ENV_FILE, host_layout.DB_ADMIN_ENV_FILE}
+    assert set(by_path) == {
+        host_layout.BACKEND_ENV_FILE,
+        host_layout.DB_ADMIN_ENV_FILE,
+        host_layout.REGISTRY_DOCKER_CONFIG_FILE,
+    }
     assert {f["mode"] for f in files} == {"0600"}
     backend = by_path[host_layout.BACKEND_ENV_FILE]["content"]
     assert "TWITCH_CLIENT_SECRET=test-twitch-client-secret-0123456789" in backend
@@ -275,7 +282,11 @@ def test_the_scripts_bundle_installs_the_host_script_and_its_config_in_plain_tex
     assert files[host_layout.RELEASE_SCRIPT]["mode"] == "0755"
     assert files[host_layout.DEPLOY_CONFIG_FILE]["mode"] == "0644"
     config = json.loads(files[host_layout.DEPLOY_CONFIG_FILE]["content"])
-    assert config["images"]["backend"] == "ghcr.io/subculture-collective/clipper/backend:v1.4.0"
+    # Built from the app's source and pushed to the stack's registry, pinned by digest.
+    assert config["images"]["backend"].startswith(
+        "registry.digitalocean.com/clipper-staging/backend:"
+    )
+    assert "@sha256:" in config["images"]["backend"]
 
 
 def test_offline_render_shows_the_release_files_with_their_modes() -> None:
@@ -302,7 +313,11 @@ def _inputs_that_rerun(run: ProgramRun, step: str) -> Any:
 def test_a_new_image_tag_changes_the_deploy_trigger(staging_with_secrets: ProgramRun) -> None:
     changed = _staging({"imageBackend": "ghcr.io/subculture-collective/clipper/backend:v1.5.0"})
     assert _deploy_triggers(changed) != _deploy_triggers(staging_with_secrets)
-    assert "ghcr.io/subculture-collective/clipper/backend:v1.5.0" in _deploy_triggers(changed)[0]
+    # The trigger carries the digest the registry gave the new tag, not the tag alone.
+    assert any(
+        str(t).startswith("ghcr.io/subculture-collective/clipper/backend:v1.5.0@sha256:")
+        for t in _deploy_triggers(changed)[0]
+    )
 
 
 def test_a_rotated_secret_rewrites_the_env_file_and_changes_the_deploy_trigger(
@@ -346,7 +361,7 @@ def test_the_stack_exports_the_release_images_and_deploy_logs_in_plain_text(stac
     run = stack_run(stack)
     images = run.outputs["releaseImages"]
     assert not images.secret
-    assert images.value["backend"].endswith(":v1.4.0")
+    assert "@sha256:" in images.value["backend"]
     logs = run.outputs["releaseDeployLogs"]
     assert set(logs.value) == set(_host_names(run))
 

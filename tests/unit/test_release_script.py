@@ -221,6 +221,10 @@ def test_the_admin_creates_the_extensions_then_lets_the_app_user_create_in_publi
         script.quote_ident("")
 
 
+# deploy.json's docker prefix (`docker --config /etc/clipper/registry`): what each call starts with.
+DOCKER_ARGC = len(json.loads(render_deploy_config(settings_for("staging")))["commands"]["docker"])
+
+
 class FakeDocker:
     """Records the docker CLI calls clipper-release makes; answers like an engine would."""
 
@@ -231,7 +235,7 @@ class FakeDocker:
     def __call__(self, argv: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
         env = kwargs.get("env")
         self.calls.append((list(argv), dict(env) if env is not None else None))
-        args = argv[1:]
+        args = argv[DOCKER_ARGC:]
         if args[:2] == ["container", "inspect"]:
             docs = [
                 {"Name": f"/{name}", "State": {"Status": "running", "Running": True}}
@@ -246,7 +250,7 @@ class FakeDocker:
 
     @property
     def commands(self) -> list[list[str]]:
-        return [argv[1:] for argv, _ in self.calls]
+        return [argv[DOCKER_ARGC:] for argv, _ in self.calls]
 
 
 def _migrate_with(
@@ -286,7 +290,7 @@ def test_golang_migrate_gets_the_migrations_copied_in_not_bind_mounted(
     # The password reaches docker only through its environment, on `create`.
     for argv, env in fake.calls:
         assert "s3cret" not in " ".join(argv)
-        if argv[1] == "create":
+        if argv[DOCKER_ARGC] == "create":
             assert env is not None and env["PGPASSWORD"] == "s3cret"
 
 
