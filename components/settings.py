@@ -391,15 +391,16 @@ class Settings(BaseModel):
     )
     metrics_retention_days: int = Field(ge=1, le=3650, description="Days Prometheus keeps metrics.")
     log_retention_days: int = Field(ge=1, le=3650, description="Days Loki keeps logs.")
-    image_prometheus: PinnedImage = Field(description="Prometheus image, pinned by version.")
-    image_alertmanager: PinnedImage = Field(description="Alertmanager image, pinned by version.")
-    image_grafana: PinnedImage = Field(description="Grafana image, pinned by version.")
-    image_loki: PinnedImage = Field(description="Loki image, pinned by version.")
-    image_promtail: PinnedImage = Field(
-        description="Promtail image (log shipper on each app host), pinned by version."
+    # Monitoring images: an exact version tag, deployed by the digest the preview resolves.
+    image_prometheus: PinnedImage = Field(description="Prometheus image (3.x), exact version.")
+    image_alertmanager: PinnedImage = Field(description="Alertmanager image, exact version.")
+    image_grafana: PinnedImage = Field(description="Grafana image, exact version.")
+    image_loki: PinnedImage = Field(description="Loki image (3.x), exact version.")
+    image_alloy: PinnedImage = Field(
+        description="Grafana Alloy image (log shipper on each app host), exact version."
     )
     image_blackbox_exporter: PinnedImage = Field(
-        description="blackbox_exporter image (HTTPS and TLS probes), pinned by version."
+        description="blackbox_exporter image (HTTPS and TLS probes), exact version."
     )
 
     # --- backups (components/backups.py)

@@ -39,11 +39,11 @@ import yaml
 
 from components.host_files import HostFile
 from components.host_layout import (
+    ALLOY_HTTP_PORT,
     DEPLOY_USER,
     ETC_DIR,
     HOST_READY_FILE,
     NODE_EXPORTER_PORT,
-    PROMTAIL_METRICS_PORT,
     STATE_DIR,
 )
 from components.renderers.valkey_tunnel import (
@@ -121,11 +121,11 @@ def base_ufw_rules(settings: Settings) -> list[UfwRule]:
 
 
 def ufw_rules(settings: Settings) -> list[UfwRule]:
-    """An app host's firewall: the base rules, promtail's metrics from the VPC, and web from the
+    """An app host's firewall: the base rules, Alloy's metrics from the VPC, and web from the
     internet (or, behind the load balancer, HTTP from the VPC only). Everything else is denied
     inbound."""
     rules = base_ufw_rules(settings)
-    rules.append(UfwRule(PROMTAIL_METRICS_PORT, settings.vpc_ip_range, "promtail from the VPC"))
+    rules.append(UfwRule(ALLOY_HTTP_PORT, settings.vpc_ip_range, "alloy from the VPC"))
     if settings.uses_load_balancer:
         # TLS ends at the load balancer, which reaches nginx on :80 over the VPC.
         rules.append(UfwRule(80, settings.vpc_ip_range, "http from the load balancer (VPC)"))
