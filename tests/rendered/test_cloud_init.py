@@ -18,10 +18,10 @@ import yaml
 
 from components.host_files import HostFile
 from components.host_layout import (
+    ALLOY_HTTP_PORT,
     DEPLOY_USER,
     HOST_READY_FILE,
     NODE_EXPORTER_PORT,
-    ALLOY_HTTP_PORT,
 )
 from components.offline.mocks import FAKE_CA_PEM
 from components.renderers import cloud_init
