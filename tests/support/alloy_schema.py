@@ -260,13 +260,13 @@ def _type_problems(where: str, typ: str, value: Any, exports: dict[str, str]) ->
     if typ in ("string", "duration"):
         if not isinstance(value, str):
             return [f"{where}: {typ} expected, got {value!r}"]
-        ok = typ == "string" or _DURATION.match(value)
+        ok = typ == "string" or _DURATION.match(value) is not None
         return [] if ok else [f"{where}: {value!r} is not a duration"]
     if typ == "bool":
         return [] if isinstance(value, bool) else [f"{where}: bool expected, got {value!r}"]
     if typ == "number":
-        ok = isinstance(value, int | float) and not isinstance(value, bool)
-        return [] if ok else [f"{where}: number expected, got {value!r}"]
+        is_number = isinstance(value, int | float) and not isinstance(value, bool)
+        return [] if is_number else [f"{where}: number expected, got {value!r}"]
     if typ.startswith("list("):
         if not isinstance(value, list):
             return [f"{where}: {typ} expected, got {value!r}"]
