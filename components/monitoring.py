@@ -388,11 +388,11 @@ class Monitoring(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[config, secrets, attachment]),
         )
 
-        # Alloy on each app host, pushing to this host's private address.
-        alloy_files = pulumi.Output.all(droplet.ipv4_address_private, images).apply(
-            lambda v: units.alloy_host_files(s, v[1], loki_address=str(v[0]))
+        # node_exporter and Alloy on each app host; Alloy pushes to this host's private address.
+        agent_files = pulumi.Output.all(droplet.ipv4_address_private, images).apply(
+            lambda v: units.app_agent_files(s, v[1], loki_address=str(v[0]))
         )
-        alloy_shape = units.alloy_host_files(
+        agent_shape = units.app_agent_files(
             s, units.MonitoringImages.from_settings(s), loki_address=PLACEHOLDER_ADDRESS
         )
         for host in args.app_hosts:
@@ -406,15 +406,15 @@ class Monitoring(pulumi.ComponentResource):
                 opts=child,
             )
             files = self._files(
-                f"{name}-{host.name}-alloy", role="app", files=alloy_files,
-                shape=alloy_shape, connection=ssh, after=[host_ready], secret=False,
+                f"{name}-{host.name}-agents", role="app", files=agent_files,
+                shape=agent_shape, connection=ssh, after=[host_ready], secret=False,
                 triggers=[host.droplet_id],
             )  # fmt: skip
             command.remote.Command(
-                f"{name}-{host.name}-alloy-activate",
+                f"{name}-{host.name}-agents-activate",
                 connection=ssh,
-                create=f"sudo -n {units.ALLOY_ACTIVATE_SCRIPT}",
-                triggers=[host.droplet_id, alloy_files.apply(_sha256)],
+                create=f"sudo -n {units.AGENTS_ACTIVATE_SCRIPT}",
+                triggers=[host.droplet_id, agent_files.apply(_sha256)],
                 add_previous_output_in_env=False,
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[files]),
             )

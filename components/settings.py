@@ -407,6 +407,10 @@ class Settings(BaseModel):
     image_alloy: PinnedImage = Field(
         description="Grafana Alloy image (log shipper on each app host); deployed by digest."
     )
+    image_node_exporter: PinnedImage = Field(
+        description="node_exporter image (host metrics and the textfile collector, every host);"
+        " deployed by digest."
+    )
     image_blackbox_exporter: PinnedImage = Field(
         description="blackbox_exporter image (HTTPS and TLS probes); deployed by digest."
     )

@@ -25,7 +25,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from components.host_files import HostFile
-from components.host_layout import ALLOY_HTTP_PORT, LOKI_PORT
+from components.host_layout import (
+    ALLOY_HTTP_PORT,
+    LOKI_PORT,
+    NODE_EXPORTER_PORT,
+    NODE_EXPORTER_TEXTFILE_DIR,
+)
 from components.renderers import alertmanager, alloy, dashboard, grafana, loki, prometheus
 from components.renderers.cloud_init import (
     UfwRule,
@@ -41,7 +46,7 @@ DATA_MOUNT = "/srv/monitoring"  # the DigitalOcean volume
 RUNTIME_PARENT = "clipper-monitoring"  # under /run
 UNIT_DIR = "/etc/systemd/system"
 ACTIVATE_SCRIPT = "/usr/local/sbin/clipper-monitoring-activate"
-ALLOY_ACTIVATE_SCRIPT = "/usr/local/sbin/clipper-alloy-activate"
+AGENTS_ACTIVATE_SCRIPT = "/usr/local/sbin/clipper-agents-activate"
 ALLOY_STATE_DIR = "/var/lib/clipper-alloy"
 # The first line of every unit rendered here: how an activation script tells a unit it once
 # installed (and may retire) from every other unit on the host.
@@ -53,6 +58,8 @@ SMTP_PASSWORD = "smtp-password"  # noqa: S105
 SLACK_WEBHOOK_URL = "slack-webhook-url"
 DB_METRICS_PASSWORD = "db-metrics-password"  # noqa: S105
 GRAFANA_ADMIN_PASSWORD = "grafana-admin-password"  # noqa: S105
+
+NODE_EXPORTER_TEXTFILE_MOUNT = "/textfile"  # inside node_exporter's container
 
 # Container users (the images' own unprivileged users).
 NOBODY = "65534:65534"
@@ -75,6 +82,7 @@ class MonitoringImages:
     grafana: str
     loki: str
     blackbox_exporter: str
+    node_exporter: str
     alloy: str
 
     @classmethod
@@ -85,7 +93,8 @@ class MonitoringImages:
 
 # MonitoringImages' fields; each is the settings field `image_<name>`.
 IMAGE_NAMES: tuple[str, ...] = (
-    "prometheus", "alertmanager", "grafana", "loki", "blackbox_exporter", "alloy",
+    "prometheus", "alertmanager", "grafana", "loki", "blackbox_exporter", "node_exporter",
+    "alloy",
 )  # fmt: skip
 
 
@@ -96,9 +105,14 @@ class Mount:
     host: str
     container: str
     writable: bool = False
+    # Mounts made on the host later (the data volume) show inside too (node_exporter's rootfs).
+    follow_host_mounts: bool = False
 
     def flag(self) -> str:
-        return f"--volume={self.host}:{self.container}:{'rw' if self.writable else 'ro'}"
+        options = "rw" if self.writable else "ro"
+        if self.follow_host_mounts:
+            options += ",rslave"
+        return f"--volume={self.host}:{self.container}:{options}"
 
 
 @dataclass(frozen=True)
@@ -140,6 +154,8 @@ def monitoring_containers(
     # Prometheus may use at most 60% of the volume; Loki's retention bounds the rest.
     tsdb_size_gb = max(1, settings.monitoring_volume_gb * 6 // 10)
     return [
+        # Prometheus on this host scrapes it on loopback.
+        node_exporter_container(images, listen_address="127.0.0.1"),
         Container(
             name="loki",
             description="Loki (logs)",
@@ -227,6 +243,29 @@ def monitoring_containers(
             health_url=f"http://127.0.0.1:{prometheus.GRAFANA_PORT}/api/health",
         ),
     ]
+
+
+def node_exporter_container(images: MonitoringImages, *, listen_address: str) -> Container:
+    """node_exporter on every host (the pinned image, not the distribution's package): the
+    host's root read-only at /host, and the textfile directory the host scripts write their
+    metrics to (clipper-backup's, clipper-release's)."""
+    return Container(
+        name="node-exporter",
+        description="node_exporter (host metrics, host scripts' textfile metrics)",
+        image=images.node_exporter,
+        user=NOBODY,
+        args=(
+            "--path.rootfs=/host",
+            f"--web.listen-address={listen_address}:{NODE_EXPORTER_PORT}",
+            f"--collector.textfile.directory={NODE_EXPORTER_TEXTFILE_MOUNT}",
+        ),
+        mounts=(
+            Mount("/", "/host", follow_host_mounts=True),
+            Mount(NODE_EXPORTER_TEXTFILE_DIR, NODE_EXPORTER_TEXTFILE_MOUNT),
+        ),
+        needs_volume=False,
+        health_url=f"http://127.0.0.1:{NODE_EXPORTER_PORT}/metrics",
+    )
 
 
 def alloy_container(images: MonitoringImages) -> Container:
@@ -344,6 +383,9 @@ mountpoint -q "$MOUNT" || mount "$MOUNT"
 
 step "data directories"
 {data_dirs}
+install -d -m 0755 {textfile_dir}
+
+{distribution_exporter}
 
 {retire}
 
@@ -356,28 +398,37 @@ step "waiting until each answers"
 step "monitoring is up"
 """
 
-_ALLOY_ACTIVATE = """\
+_AGENTS_ACTIVATE = """\
 #!/bin/bash
-# Clipper app host: let Prometheus reach Alloy's metrics from the VPC, (re)start Alloy and wait
-# until it is ready. Run over SSH by Pulumi; rendered by
+# Clipper app host: let Prometheus reach Alloy's metrics from the VPC, (re)start node_exporter
+# and Alloy and wait until each answers. Run over SSH by Pulumi; rendered by
 # components/renderers/monitoring_units.py. Safe to run again.
 set -euo pipefail
 
-step() {{ printf '==> clipper-alloy-activate: %s\\n' "$*"; }}
+step() {{ printf '==> clipper-agents-activate: %s\\n' "$*"; }}
 
 step "host firewall: alloy metrics from the VPC"
 {ufw_rule}
 
+{distribution_exporter}
+
 {retire}
 
-step "alloy"
+step "agents: {units}"
 install -d -m 0700 {state_dir}
+install -d -m 0755 {textfile_dir}
 systemctl daemon-reload
-systemctl enable {unit}
-systemctl restart {unit}
-{health_check}
-step "alloy is up"
+systemctl enable {units}
+systemctl restart {units}
+{health_checks}
+step "agents are up"
 """
+
+# A host created while node_exporter came from the distribution still has that package's
+# service on the same port: it gives way to the pinned container.
+_DISTRIBUTION_EXPORTER = """\
+step "node_exporter: the pinned container replaces the distribution's service"
+systemctl disable --now prometheus-node-exporter.service 2>/dev/null || true"""
 
 # A container this renderer no longer declares for the host (a log shipper replaced, say) would
 # keep running from its old unit: stop and remove every unit with UNIT_HEADER that is not in
@@ -420,23 +471,33 @@ def render_activate_script(containers: Sequence[Container], *, volume_name: str)
         mount=DATA_MOUNT,
         data_dirs="\n".join(data_dirs),
         units=" ".join(c.unit for c in containers),
+        textfile_dir=NODE_EXPORTER_TEXTFILE_DIR,
+        distribution_exporter=_DISTRIBUTION_EXPORTER,
         retire=_retire([c.unit for c in containers]),
         health_checks="\n".join(_health_check(c.health_url) for c in containers if c.health_url),
     )
 
 
-def render_alloy_activate_script(settings: Settings, images: MonitoringImages) -> str:
-    """An app host's Alloy activation script (ALLOY_ACTIVATE_SCRIPT)."""
-    container = alloy_container(images)
+def app_agent_containers(images: MonitoringImages) -> list[Container]:
+    """What runs on every app host for monitoring: node_exporter (scraped from the VPC) and
+    Alloy."""
+    return [node_exporter_container(images, listen_address="0.0.0.0"), alloy_container(images)]  # noqa: S104
+
+
+def render_agents_activate_script(settings: Settings, images: MonitoringImages) -> str:
+    """An app host's activation script (AGENTS_ACTIVATE_SCRIPT)."""
+    containers = app_agent_containers(images)
     # cloud-init opens it on new droplets; a droplet created before (user-data changes do not
     # replace droplets) gets the same rule here. ufw skips an existing rule.
     (rule,) = [r for r in ufw_rules(settings) if r.port == ALLOY_HTTP_PORT]
-    return _ALLOY_ACTIVATE.format(
+    return _AGENTS_ACTIVATE.format(
         ufw_rule=rule.command(),
-        retire=_retire([container.unit]),
+        distribution_exporter=_DISTRIBUTION_EXPORTER,
+        retire=_retire([c.unit for c in containers]),
         state_dir=ALLOY_STATE_DIR,
-        unit=container.unit,
-        health_check=_health_check(container.health_url),
+        textfile_dir=NODE_EXPORTER_TEXTFILE_DIR,
+        units=" ".join(c.unit for c in containers),
+        health_checks="\n".join(_health_check(c.health_url) for c in containers),
     )
 
 
@@ -522,18 +583,18 @@ def monitoring_secret_files(secrets: MonitoringSecrets) -> list[HostFile]:
     return [HostFile(f"{SECRETS_DIR}/{name}", value, "0600") for name, value in values.items()]
 
 
-def alloy_host_files(
+def app_agent_files(
     settings: Settings, images: MonitoringImages, *, loki_address: str
 ) -> list[HostFile]:
-    """An app host's Alloy files: config, unit and activation script (no secrets)."""
-    container = alloy_container(images)
+    """An app host's monitoring files: Alloy's config, the agents' units and the activation
+    script (no secrets)."""
     return [
         HostFile(
             f"{ETC_DIR}/alloy/config.alloy",
             alloy.render_alloy_config(settings, loki_address=loki_address),
         ),
-        HostFile(container.unit_path, render_container_unit(container)),
-        HostFile(ALLOY_ACTIVATE_SCRIPT, render_alloy_activate_script(settings, images), "0755"),
+        *(HostFile(c.unit_path, render_container_unit(c)) for c in app_agent_containers(images)),
+        HostFile(AGENTS_ACTIVATE_SCRIPT, render_agents_activate_script(settings, images), "0755"),
     ]
 
 

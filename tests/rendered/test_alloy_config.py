@@ -18,7 +18,7 @@ import pytest
 
 from components.host_layout import LOKI_PORT, NGINX_ACCESS_LOG, NGINX_SITE_FILE
 from components.renderers import alloy, prometheus
-from components.renderers.monitoring_units import ALLOY_ACTIVATE_SCRIPT, ETC_DIR, UNIT_DIR
+from components.renderers.monitoring_units import AGENTS_ACTIVATE_SCRIPT, ETC_DIR, UNIT_DIR
 from components.renderers.nginx import BACKEND_PREFIXES
 from tests.support.alloy_parse import AlloySyntaxError, Call, ParsedBlock, Ref, parse_alloy
 from tests.support.alloy_schema import check_config
@@ -288,4 +288,4 @@ def test_the_alloy_unit_passes_only_documented_run_flags(stack: str) -> None:
     args = argv[image + 1 :]
     assert args[0] == "run" and args[-1] == alloy.CONFIG_FILE
     assert {a.split("=", 1)[0] for a in args[1:-1]} <= RUN_FLAGS
-    assert ALLOY_ACTIVATE_SCRIPT in files
+    assert AGENTS_ACTIVATE_SCRIPT in files

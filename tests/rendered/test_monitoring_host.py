@@ -15,14 +15,19 @@ from pathlib import Path
 import pytest
 import yaml
 
-from components.host_layout import LOKI_PORT, NODE_EXPORTER_PORT
+from components.host_layout import (
+    BACKUP_METRICS_FILE,
+    LOKI_PORT,
+    NODE_EXPORTER_PORT,
+    NODE_EXPORTER_TEXTFILE_DIR,
+)
 from components.offline.render import USER_DATA_PATH
 from components.offline.runner import placeholder_secret
 from components.renderers import monitoring_units as units
 from components.renderers.cloud_init import SETUP_SCRIPT
 from tests.support.monitoring import STACKS, role_files, run_tool, stack_settings, write
 
-MONITORING_UNITS = ("loki", "blackbox", "alertmanager", "prometheus", "grafana")
+MONITORING_UNITS = ("node-exporter", "loki", "blackbox", "alertmanager", "prometheus", "grafana")
 SECRET_KEYS = ("alertSmtpPassword", "alertSlackWebhookUrl", "twitchClientSecret")
 
 
@@ -172,7 +177,7 @@ def test_secret_files_are_0600_and_everything_else_is_not_secret(stack: str) -> 
 @pytest.mark.parametrize("stack", STACKS)
 @pytest.mark.parametrize(
     ("role", "path"),
-    [("monitoring", units.ACTIVATE_SCRIPT), ("app", units.ALLOY_ACTIVATE_SCRIPT)],
+    [("monitoring", units.ACTIVATE_SCRIPT), ("app", units.AGENTS_ACTIVATE_SCRIPT)],
 )
 def test_the_activation_scripts_pass_shellcheck(
     stack: str, role: str, path: str, tmp_path: Path
@@ -257,7 +262,7 @@ def test_activation_retires_a_container_unit_the_renderer_no_longer_declares(
     backup = write(units_dir / "clipper-backup.service", "[Unit]\nDescription=backup\n")
     log = tmp_path / "systemctl.log"
     write(bin_dir / "systemctl", f'#!/bin/sh\necho "$*" >> {log}\n').chmod(0o755)
-    script = role_files("staging", "app")[units.ALLOY_ACTIVATE_SCRIPT].content
+    script = role_files("staging", "app")[units.AGENTS_ACTIVATE_SCRIPT].content
     step = write(tmp_path / "retire.sh", _retire_step(script, units_dir))
     result = subprocess.run(
         ["bash", str(step)], capture_output=True, text=True, timeout=30, check=False,
@@ -277,3 +282,21 @@ def test_no_promtail_anywhere_in_the_plan_or_the_rendered_files(stack: str) -> N
     plan = run_tool([sys.executable, "-m", "components", "plan", "--stack", stack])
     assert plan.returncode == 0, plan.stderr
     assert "alloy" in plan.stdout and "promtail" not in plan.stdout.lower()
+
+
+@pytest.mark.parametrize("stack", STACKS)
+@pytest.mark.parametrize(("role", "listen"), [("app", "0.0.0.0"), ("monitoring", "127.0.0.1")])  # noqa: S104
+def test_node_exporter_is_the_pinned_container_reading_the_host_scripts_textfiles(
+    stack: str, role: str, listen: str
+) -> None:
+    argv = _exec_start(_unit(stack, "node-exporter", role))
+    assert f"--volume={NODE_EXPORTER_TEXTFILE_DIR}:/textfile:ro" in argv
+    assert "--collector.textfile.directory=/textfile" in argv
+    assert "--volume=/:/host:ro,rslave" in argv and "--path.rootfs=/host" in argv
+    assert f"--web.listen-address={listen}:{NODE_EXPORTER_PORT}" in argv
+    # The backup script's metrics file is in that directory.
+    assert BACKUP_METRICS_FILE.startswith(NODE_EXPORTER_TEXTFILE_DIR + "/")
+    user_data = role_files(stack, role)[USER_DATA_PATH].content
+    assert "prometheus-node-exporter" not in user_data  # the distribution's package is gone
+    script = role_files(stack, role)[SETUP_SCRIPT].content
+    assert NODE_EXPORTER_TEXTFILE_DIR in script  # created at boot, before any host script runs

@@ -204,22 +204,22 @@ def test_a_changed_alert_threshold_changes_the_activation_trigger() -> None:
 def test_alloy_goes_to_every_app_host(stack: str) -> None:
     run = stack_run(stack)
     count = len(of_role(run, DROPLET, "app"))
-    bundles = [r for r in run.of_type(REMOTE_FILES) if r.name.endswith("-alloy")]
+    bundles = [r for r in run.of_type(REMOTE_FILES) if r.name.endswith("-agents")]
     assert len(bundles) == count
     for bundle in bundles:
         assert plain(bundle.inputs["role"]) == "app"
         paths = {f["path"] for f in plain(bundle.inputs["files"])}
         assert f"{units.ETC_DIR}/alloy/config.alloy" in paths
         assert not _contents_are_secret(run, bundle.name)
-    activations = [r for r in run.of_type(COMMAND) if r.name.endswith("-alloy-activate")]
+    activations = [r for r in run.of_type(COMMAND) if r.name.endswith("-agents-activate")]
     assert len(activations) == count
-    assert {r.inputs["create"] for r in activations} == {f"sudo -n {units.ALLOY_ACTIVATE_SCRIPT}"}
+    assert {r.inputs["create"] for r in activations} == {f"sudo -n {units.AGENTS_ACTIVATE_SCRIPT}"}
 
 
 def test_alloy_pushes_to_the_monitoring_droplets_private_address() -> None:
     run = stack_run("production")
     address = _droplet(run).outputs["ipv4AddressPrivate"]
-    (bundle, *_) = [r for r in run.of_type(REMOTE_FILES) if r.name.endswith("-alloy")]
+    (bundle, *_) = [r for r in run.of_type(REMOTE_FILES) if r.name.endswith("-agents")]
     assert contains_text(bundle.inputs["files"], f"http://{address}:3100/loki/api/v1/push")
 
 
@@ -243,7 +243,8 @@ def test_every_monitoring_container_runs_the_digest_the_preview_resolved(stack: 
     settings = stack_settings(stack)
     images = _unit_images(stack_run(stack))
     names = {"loki": "loki", "blackbox": "blackbox_exporter", "alertmanager": "alertmanager",
-             "prometheus": "prometheus", "grafana": "grafana", "alloy": "alloy"}  # fmt: skip
+             "prometheus": "prometheus", "grafana": "grafana", "alloy": "alloy",
+             "node-exporter": "node_exporter"}  # fmt: skip
     assert set(images) == {f"clipper-{unit}.service" for unit in names}
     for unit, field in names.items():
         tagged = getattr(settings, f"image_{field}")
