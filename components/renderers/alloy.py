@@ -144,12 +144,23 @@ def _nginx_pipeline(write: Block) -> list[Block]:
             ),
         ],
     )  # fmt: skip
-    source = Block(
-        "loki.source.file",
-        "nginx",
-        {"targets": files.reference("targets"), "forward_to": [process.reference("receiver")]},
-    )
+    source = _file_source("nginx", files, process)
     return [files, source, process]
+
+
+def _file_source(label: str, files: Block, process: Block) -> Block:
+    """Tail `files` into `process`. A file with no stored position (Alloy's first start on a
+    host that already has logs) is read from its end: replaying it would count every old
+    request again as if it had just happened."""
+    return Block(
+        "loki.source.file",
+        label,
+        {
+            "targets": files.reference("targets"),
+            "forward_to": [process.reference("receiver")],
+            "tail_from_end": True,
+        },
+    )
 
 
 def _container_pipeline(write: Block) -> list[Block]:
@@ -168,11 +179,7 @@ def _container_pipeline(write: Block) -> list[Block]:
         {"forward_to": [write.reference("receiver")]},
         [_stage("docker")],
     )
-    source = Block(
-        "loki.source.file",
-        "containers",
-        {"targets": files.reference("targets"), "forward_to": [process.reference("receiver")]},
-    )
+    source = _file_source("containers", files, process)
     return [files, source, process]
 
 

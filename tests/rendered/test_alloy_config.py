@@ -160,6 +160,9 @@ def test_every_source_reaches_loki_through_the_declared_chain(stack: str) -> Non
     }  # fmt: skip
     for source in sources:
         assert all(reaches_loki(r) for r in source.attributes["forward_to"]), source.label
+        if source.name == "loki.source.file":
+            # A first start never replays old lines into the request counters.
+            assert source.attributes["tail_from_end"] is True
 
 
 @pytest.mark.parametrize("stack", STACKS)
