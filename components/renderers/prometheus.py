@@ -88,6 +88,9 @@ VALKEY_EVICTIONS_METRIC = "redis_evicted_keys_total"
 REQUESTS_METRIC = alloy.METRIC_PREFIX + alloy.REQUESTS_NAME
 DURATION_METRIC = alloy.METRIC_PREFIX + alloy.DURATION_NAME
 WEBSOCKET_DURATION_METRIC = alloy.METRIC_PREFIX + alloy.WEBSOCKET_NAME
+# Alloy's own metrics (grafana/alloy v1.18: the component controller, loki.write's client).
+ALLOY_COMPONENTS_METRIC = "alloy_component_controller_running_components"
+ALLOY_DROPPED_METRIC = "loki_write_dropped_entries_total"
 # Prometheus 3 refuses a scrape without a valid Content-Type unless the job names a fallback.
 FALLBACK_SCRAPE_PROTOCOL = "PrometheusText0.0.4"
 
@@ -172,10 +175,10 @@ def render_prometheus_config(settings: Settings, targets: ScrapeTargets) -> str:
             ],
         },
         {
+            # The target's labels win: the request metrics' own `host`/`job` (the log stream's)
+            # become `exported_*`, and Alloy's internal series whose `host` is Loki's address
+            # cannot pose as a droplet.
             "job_name": "alloy",
-            # Alloy's request metrics carry its log streams' labels, `host` among them (the same
-            # droplet name): keep them rather than renaming them `exported_host`.
-            "honor_labels": True,
             "static_configs": _per_host(targets.app_hosts, ALLOY_HTTP_PORT, "app"),
         },
         _blackbox("site", "https_ready", [{"targets": [f"{settings.site_url}{HEALTH_PATH}"]}]),
@@ -296,6 +299,7 @@ def alert_names() -> tuple[str, ...]:
         "RestoreDrillStale",
         "RestoreDrillFailed",
         "DeployFailed",
+        "LogShippingFailing",
     )
 
 
@@ -479,6 +483,15 @@ def render_alert_rules(settings: Settings) -> str:
             "The last deploy or rollback on {{ $labels.host }} failed",
             "The previous release is still serving; see `sudo clipper-release status` and the"
             " deploy's output there.",
+        ),
+        _alert(
+            "LogShippingFailing",
+            f'sum by (instance, host) ({ALLOY_COMPONENTS_METRIC}{{health_type!="healthy"}}) > 0'
+            f" or sum by (instance, host) (increase({ALLOY_DROPPED_METRIC}[15m])) > 0",
+            "10m", "warning",
+            "Alloy on {{ $labels.host }} is unhealthy or drops log lines",
+            "An Alloy component is unhealthy or Loki refused entries: logs (and perhaps request"
+            " metrics) are incomplete; see `journalctl -u clipper-alloy` there.",
         ),
     ]  # fmt: skip
     assert tuple(a["alert"] for a in alerts) == alert_names()

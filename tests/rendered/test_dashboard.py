@@ -58,6 +58,12 @@ MANAGED = {
         "redis_up",
     },
 }  # fmt: skip
+# Alloy's own (grafana/alloy v1.18 source: internal/runtime/internal/controller/metrics.go,
+# internal/component/common/loki/client).
+ALLOY_OWN = {
+    "alloy_build_info", "alloy_component_controller_running_components",
+    "loki_write_dropped_entries_total", "loki_write_sent_entries_total",
+}  # fmt: skip
 # clipper-release's textfile metrics: the release-metrics contract between the areas (the
 # host script that writes them is the host package's).
 RELEASE_CONTRACT = {
@@ -126,7 +132,7 @@ def exported_metrics(stack: str) -> dict[str, set[str]]:
         if job == "node":
             metrics |= NODE_EXPORTER | textfile
         elif job == "alloy":
-            metrics |= _alloy_metrics(stack) | {"alloy_build_info"}
+            metrics |= _alloy_metrics(stack) | ALLOY_OWN
         elif job in ("site", "data_stores"):
             metrics |= BLACKBOX_PROBE
         metrics |= MANAGED.get(job, set())

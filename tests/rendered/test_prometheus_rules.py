@@ -119,6 +119,11 @@ def _cases(s: Settings) -> list[Case]:
     drill_failure = f"{prometheus.DRILL_FAILURE_METRIC}{{{node_sel}}}"
     attempt = f"{prometheus.RELEASE_ATTEMPT_SUCCESS_METRIC}{{{node_sel}}}"
     host = {"instance": node["instance"], "host": "app-1"}
+    alloy_sel = 'job="alloy", instance="10.0.0.3:9080", host="app-1", role="app"'
+    alloy_host = {"instance": "10.0.0.3:9080", "host": "app-1"}
+    components = f"{prometheus.ALLOY_COMPONENTS_METRIC}{{{alloy_sel}, health_type"
+    healthy, unhealthy = f'{components}="healthy"}}', f'{components}="unhealthy"}}'
+    dropped = f'{prometheus.ALLOY_DROPPED_METRIC}{{{alloy_sel}, reason="ingester_error"}}'
     # node_exporter answers, but without the textfile metric in question.
     scraped = {f"up{{{node_sel}}}": "1x60"}
     half_retention_h = s.backup_retention_days * 24 // 2
@@ -201,6 +206,10 @@ def _cases(s: Settings) -> list[Case]:
         Case("RestoreDrillFailed", False, {drill: "200x60"}),
         Case("DeployFailed", True, {attempt: "1x5 0x55"}, labels=node),
         Case("DeployFailed", False, {attempt: "0x3 1x57"}),
+        Case("LogShippingFailing", True, {unhealthy: "1x60"}, at="15m", labels=alloy_host),
+        Case("LogShippingFailing", True, {dropped: "0+5x60"}, at="15m", labels=alloy_host),
+        Case("LogShippingFailing", False, {healthy: "9x60", unhealthy: "0x60", dropped: "3x60"},
+             at="15m"),
     ]  # fmt: skip
 
 
@@ -373,7 +382,7 @@ def test_prometheus_scrapes_every_app_host_node_exporter_and_alloy(stack: str) -
     }
     assert hosts == {f"clipper-{stack}-app-{n}" for n in range(1, settings.app_count + 1)}
     assert len(jobs["alloy"]["static_configs"]) == settings.app_count
-    assert jobs["alloy"]["honor_labels"] is True
+    assert "honor_labels" not in jobs["alloy"]  # the target's host label is the droplet's
     assert jobs["site"]["static_configs"] == [{"targets": [f"{settings.site_url}/health/ready"]}]
     services = {g["labels"]["service"] for g in jobs["data_stores"]["static_configs"]}
     assert {"postgres", "valkey"} <= services
