@@ -1,6 +1,7 @@
 """Self-hosted observability: one monitoring droplet (Prometheus, Alertmanager, Grafana, Loki,
 blackbox_exporter) with its data on a DigitalOcean volume; node_exporter on every host and
-Grafana Alloy on every app host. Every image runs by the digest the preview resolved (components/image_digest.py).
+Grafana Alloy on every app host. Every image runs by the digest the preview resolved
+(components/image_digest.py).
 
 DigitalOcean's own alerts (components/alerts.py) keep working when this host is down; this adds
 what they cannot do: request metrics from the access log (error rate, p95), central logs with
@@ -11,7 +12,8 @@ Order on `pulumi up`, per host, each a pulumi-command remote command as the `dep
 1. `ready`: cloud-init finished and wrote the host-ready marker (the same check the release uses);
 2. `config` (non-secret files) and `secrets` (0600 files, secret stdin) over SSH;
 3. `activate`: on the monitoring host, mount the volume and (re)start the containers; on an app
-   host, (re)start node_exporter and Alloy (`agents`). It runs again when a file's content changes (a sha256 trigger).
+   host, (re)start node_exporter and Alloy (`agents`). It runs again when a file's content
+   changes (a sha256 trigger).
 
 Nothing secret is in user-data: the SMTP password, the Slack webhook, DigitalOcean's
 database-metrics credentials and the Grafana admin password reach the host only over SSH.
