@@ -9,13 +9,13 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_digitalocean as do
 
-from components.host_layout import NODE_EXPORTER_PORT, PROMTAIL_METRICS_PORT
+from components.host_layout import ALLOY_HTTP_PORT, NODE_EXPORTER_PORT
 
 EVERYWHERE: tuple[str, str] = ("0.0.0.0/0", "::/0")
 # Every port of a protocol, in the form the provider reads back (provider_normalisations).
 ALL_PORTS = "all"
-# Scrape ports on the app hosts: node_exporter, and promtail's metrics from the access log.
-EXPORTER_PORTS: tuple[int, ...] = (NODE_EXPORTER_PORT, PROMTAIL_METRICS_PORT)
+# Scrape ports on the app hosts: node_exporter, and Alloy's (request metrics from the access log).
+EXPORTER_PORTS: tuple[int, ...] = (NODE_EXPORTER_PORT, ALLOY_HTTP_PORT)
 
 
 @dataclass(frozen=True)

@@ -43,9 +43,9 @@ HOST_READY_FILE: Final = "/var/lib/clipper/host-ready"
 
 # Prometheus node_exporter on every host; reachable only from the VPC (ufw and cloud firewall).
 NODE_EXPORTER_PORT: Final = 9100
-# Promtail on every app host: its /metrics (request metrics derived from the access log) is
-# scraped from the VPC like node_exporter. Loki on the monitoring host takes pushes from the VPC.
-PROMTAIL_METRICS_PORT: Final = 9080
+# Grafana Alloy on every app host: its /metrics (request metrics derived from the access log,
+# and its own) is scraped from the VPC like node_exporter. Loki takes pushes from the VPC.
+ALLOY_HTTP_PORT: Final = 9080
 LOKI_PORT: Final = 3100
 
 # Backups (first app host only): the script, its non-secret config, the Spaces key (secret,

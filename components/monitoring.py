@@ -1,5 +1,7 @@
 """Self-hosted observability: one monitoring droplet (Prometheus, Alertmanager, Grafana, Loki,
-blackbox_exporter) with its data on a DigitalOcean volume, and Promtail on every app host.
+blackbox_exporter) with its data on a DigitalOcean volume; node_exporter on every host and
+Grafana Alloy on every app host. Every image runs by the digest the preview resolved
+(components/image_digest.py).
 
 DigitalOcean's own alerts (components/alerts.py) keep working when this host is down; this adds
 what they cannot do: request metrics from the access log (error rate, p95), central logs with
@@ -10,7 +12,8 @@ Order on `pulumi up`, per host, each a pulumi-command remote command as the `dep
 1. `ready`: cloud-init finished and wrote the host-ready marker (the same check the release uses);
 2. `config` (non-secret files) and `secrets` (0600 files, secret stdin) over SSH;
 3. `activate`: on the monitoring host, mount the volume and (re)start the containers; on an app
-   host, (re)start Promtail. It runs again when a file's content changes (a sha256 trigger).
+   host, (re)start node_exporter and Alloy (`agents`). It runs again when a file's content
+   changes (a sha256 trigger).
 
 Nothing secret is in user-data: the SMTP password, the Slack webhook, DigitalOcean's
 database-metrics credentials and the Grafana admin password reach the host only over SSH.
@@ -36,6 +39,7 @@ from components.firewall import ALL_PORTS
 from components.host_files import HostFile, role_tag
 from components.host_layout import LOKI_PORT
 from components.host_ssh import deploy_ssh, learn_host_key
+from components.image_digest import pinned_reference
 from components.release import wait_for_host_command
 from components.remote_files import RemoteFile, RemoteFiles, RemoteFilesArgs
 from components.renderers import monitoring_units as units
@@ -178,6 +182,22 @@ def _remote(files: Sequence[HostFile]) -> list[RemoteFile]:
     return [RemoteFile(f.path, f.content, f.mode) for f in files]
 
 
+def _pinned_images(
+    name: str, settings: Settings, *, parent: pulumi.Resource
+) -> pulumi.Output[units.MonitoringImages]:
+    """Every monitoring image as `repo:tag@sha256:...`, looked up at preview (a tag that moves
+    shows in the preview as a changed unit, and hosts run exactly what it showed)."""
+    pinned = {
+        image: pinned_reference(
+            f"{name}-{image}",
+            getattr(settings, f"image_{image}"),
+            pulumi.InvokeOutputOptions(parent=parent),
+        )
+        for image in units.IMAGE_NAMES
+    }
+    return pulumi.Output.all(**pinned).apply(lambda v: units.MonitoringImages(**v))
+
+
 def tunnel_command(address: str) -> str:
     """The SSH command that forwards Grafana, Prometheus and Alertmanager to the operator."""
     forwards = " ".join(
@@ -188,7 +208,7 @@ def tunnel_command(address: str) -> str:
 
 class Monitoring(pulumi.ComponentResource):
     """The monitoring droplet, its data volume and firewall, its files and containers, and
-    Promtail on each app host.
+    node_exporter and Alloy on each app host, every container by digest.
 
     Attributes: `private_ipv4`, `public_ipv4`, `tunnel_command` (plain), `grafana_admin_password`
     (secret), `droplet_urn` and `volume_urn` (for the DigitalOcean project).
@@ -261,7 +281,7 @@ class Monitoring(pulumi.ComponentResource):
                 do.FirewallInboundRuleArgs(
                     protocol="tcp", port_range="22", source_addresses=list(s.admin_cidrs)
                 ),
-                # Promtail's pushes, from the app droplets only.
+                # Alloy's pushes, from the app droplets only.
                 do.FirewallInboundRuleArgs(
                     protocol="tcp", port_range=str(LOKI_PORT), source_tags=[args.app_tag]
                 ),
@@ -287,6 +307,7 @@ class Monitoring(pulumi.ComponentResource):
             cluster_id=args.database.cluster_id, opts=pulumi.InvokeOutputOptions(parent=self)
         )
 
+        images = _pinned_images(name, s, parent=self)
         app_names = [h.hostname for h in args.app_hosts]
         config_files = pulumi.Output.all(
             droplet.ipv4_address_private,
@@ -294,6 +315,7 @@ class Monitoring(pulumi.ComponentResource):
             metrics_login.username,
             postgres_ca.certificate,
             args.cache.ca_certificate,
+            images,
             *(h.private_ipv4 for h in args.app_hosts),
         ).apply(
             lambda v: units.monitoring_config_files(
@@ -301,8 +323,9 @@ class Monitoring(pulumi.ComponentResource):
                 _host_config(
                     s, private_address=str(v[0]), stores=v[1], metrics_user=str(v[2]),
                     postgres_ca=str(v[3]), valkey_ca=str(v[4]),
-                    app_hosts=list(zip(app_names, map(str, v[5:]), strict=True)),
+                    app_hosts=list(zip(app_names, map(str, v[6:]), strict=True)),
                 ),
+                v[5],
             )
         )  # fmt: skip
         slack = s.alert_slack_channel and args.slack_webhook_url is not None
@@ -330,6 +353,7 @@ class Monitoring(pulumi.ComponentResource):
                 s, private_address=PLACEHOLDER_ADDRESS, stores=(), metrics_user="",
                 postgres_ca="", valkey_ca="", app_hosts=[],
             ),
+            units.MonitoringImages.from_settings(s),
         )  # fmt: skip
         secret_shape = units.monitoring_secret_files(
             units.MonitoringSecrets("", "", "", "" if slack else None)
@@ -375,11 +399,13 @@ class Monitoring(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[config, secrets, attachment]),
         )
 
-        # Promtail on each app host, pushing to this host's private address.
-        promtail_files = droplet.ipv4_address_private.apply(
-            lambda address: units.promtail_host_files(s, loki_address=address)
+        # node_exporter and Alloy on each app host; Alloy pushes to this host's private address.
+        agent_files = pulumi.Output.all(droplet.ipv4_address_private, images).apply(
+            lambda v: units.app_agent_files(s, v[1], loki_address=str(v[0]))
         )
-        promtail_shape = units.promtail_host_files(s, loki_address=PLACEHOLDER_ADDRESS)
+        agent_shape = units.app_agent_files(
+            s, units.MonitoringImages.from_settings(s), loki_address=PLACEHOLDER_ADDRESS
+        )
         for host in args.app_hosts:
             ssh = connection(host.public_ipv4, host.host_key)
             host_ready = command.remote.Command(
@@ -391,15 +417,15 @@ class Monitoring(pulumi.ComponentResource):
                 opts=child,
             )
             files = self._files(
-                f"{name}-{host.name}-promtail", role="app", files=promtail_files,
-                shape=promtail_shape, connection=ssh, after=[host_ready], secret=False,
+                f"{name}-{host.name}-agents", role="app", files=agent_files,
+                shape=agent_shape, connection=ssh, after=[host_ready], secret=False,
                 triggers=[host.droplet_id],
             )  # fmt: skip
             command.remote.Command(
-                f"{name}-{host.name}-promtail-activate",
+                f"{name}-{host.name}-agents-activate",
                 connection=ssh,
-                create=f"sudo -n {units.PROMTAIL_ACTIVATE_SCRIPT}",
-                triggers=[host.droplet_id, promtail_files.apply(_sha256)],
+                create=f"sudo -n {units.AGENTS_ACTIVATE_SCRIPT}",
+                triggers=[host.droplet_id, agent_files.apply(_sha256)],
                 add_previous_output_in_env=False,
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[files]),
             )

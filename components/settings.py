@@ -407,15 +407,28 @@ class Settings(BaseModel):
     )
     metrics_retention_days: int = Field(ge=1, le=3650, description="Days Prometheus keeps metrics.")
     log_retention_days: int = Field(ge=1, le=3650, description="Days Loki keeps logs.")
-    image_prometheus: PinnedImage = Field(description="Prometheus image, pinned by version.")
-    image_alertmanager: PinnedImage = Field(description="Alertmanager image, pinned by version.")
-    image_grafana: PinnedImage = Field(description="Grafana image, pinned by version.")
-    image_loki: PinnedImage = Field(description="Loki image, pinned by version.")
-    image_promtail: PinnedImage = Field(
-        description="Promtail image (log shipper on each app host), pinned by version."
+    # Monitoring images: an exact version tag, deployed by the digest the preview resolves.
+    image_prometheus: PinnedImage = Field(
+        description="Prometheus image, the 3.5 long-term-support line; deployed by digest."
+    )
+    image_alertmanager: PinnedImage = Field(
+        description="Alertmanager image, exact version; deployed by digest."
+    )
+    image_grafana: PinnedImage = Field(
+        description="Grafana image, exact version; deployed by digest."
+    )
+    image_loki: PinnedImage = Field(
+        description="Loki image (tsdb index, schema v13), exact version; deployed by digest."
+    )
+    image_alloy: PinnedImage = Field(
+        description="Grafana Alloy image (log shipper on each app host); deployed by digest."
+    )
+    image_node_exporter: PinnedImage = Field(
+        description="node_exporter image (host metrics and the textfile collector, every host);"
+        " deployed by digest."
     )
     image_blackbox_exporter: PinnedImage = Field(
-        description="blackbox_exporter image (HTTPS and TLS probes), pinned by version."
+        description="blackbox_exporter image (HTTPS and TLS probes); deployed by digest."
     )
 
     # --- backups (components/backups.py)

@@ -1,7 +1,8 @@
 """Cloud-init user-data of the stack's droplets: hardens a host and prepares it for its role.
 
 `render_host_user_data` is what every host gets (the deploy user, SSH, fail2ban, unattended
-upgrades, ufw, Docker, node_exporter, time sync, swap, log limits); `render_app_user_data` adds
+upgrades, ufw, Docker, time sync, swap, log limits, node_exporter's port; node_exporter itself
+is a pinned container the monitoring component installs); `render_app_user_data` adds
 what an app host needs (nginx and the edge files, the Valkey TLS tunnel, psql). Another role
 (the monitoring host) calls `render_host_user_data` with its own firewall rules, packages,
 files and commands.
@@ -11,7 +12,7 @@ What it does, in cloud-init's own order:
   sudo), no root login, no password login; the hardening files (`write_files`) land before any
   package is installed, so each service starts with its final config;
 - final stage: package update/upgrade and install (Ubuntu's docker.io, nginx, fail2ban, ufw,
-  unattended-upgrades, prometheus-node-exporter, chrony, stunnel4, postgresql-client), swap,
+  unattended-upgrades, chrony, stunnel4, postgresql-client), swap,
   time sync, the deferred edge files (nginx would not start with them before it is installed),
   then one setup script (`runcmd`) that turns on the firewall and the services and, as its very
   last step, writes host_layout.HOST_READY_FILE.
@@ -39,11 +40,12 @@ import yaml
 
 from components.host_files import HostFile
 from components.host_layout import (
+    ALLOY_HTTP_PORT,
     DEPLOY_USER,
     ETC_DIR,
     HOST_READY_FILE,
     NODE_EXPORTER_PORT,
-    PROMTAIL_METRICS_PORT,
+    NODE_EXPORTER_TEXTFILE_DIR,
     STATE_DIR,
 )
 from components.renderers.valkey_tunnel import (
@@ -74,7 +76,6 @@ BASE_PACKAGES: tuple[str, ...] = (
     "python3-systemd",  # fail2ban's journal backend
     "ufw",
     "unattended-upgrades",
-    "prometheus-node-exporter",
     "chrony",
     "logrotate",
     "ca-certificates",
@@ -121,11 +122,11 @@ def base_ufw_rules(settings: Settings) -> list[UfwRule]:
 
 
 def ufw_rules(settings: Settings) -> list[UfwRule]:
-    """An app host's firewall: the base rules, promtail's metrics from the VPC, and web from the
+    """An app host's firewall: the base rules, Alloy's metrics from the VPC, and web from the
     internet (or, behind the load balancer, HTTP from the VPC only). Everything else is denied
     inbound."""
     rules = base_ufw_rules(settings)
-    rules.append(UfwRule(PROMTAIL_METRICS_PORT, settings.vpc_ip_range, "promtail from the VPC"))
+    rules.append(UfwRule(ALLOY_HTTP_PORT, settings.vpc_ip_range, "alloy from the VPC"))
     if settings.uses_load_balancer:
         # TLS ends at the load balancer, which reaches nginx on :80 over the VPC.
         rules.append(UfwRule(80, settings.vpc_ip_range, "http from the load balancer (VPC)"))
@@ -236,7 +237,7 @@ step "ssh: keys only, no root, only {deploy_user}"
 sshd -t
 systemctl try-reload-or-restart ssh.service
 
-step "services: docker, fail2ban, node_exporter, time sync, unattended upgrades"
+step "services: docker, fail2ban, time sync, unattended upgrades"
 systemctl daemon-reload
 systemctl enable --now {services}
 systemctl restart fail2ban.service docker.service
@@ -244,7 +245,7 @@ systemctl restart fail2ban.service docker.service
 {role_commands}
 
 step "ready"
-install -d -m 0755 {state_dir} {etc_dir}
+install -d -m 0755 {state_dir} {etc_dir} {textfile_dir}
 date -u +%Y-%m-%dT%H:%M:%SZ > {ready}.tmp
 mv {ready}.tmp {ready}
 """
@@ -252,7 +253,6 @@ mv {ready}.tmp {ready}
 _SERVICES = (
     "docker.service",
     "fail2ban.service",
-    "prometheus-node-exporter.service",
     "chrony.service",
     "unattended-upgrades.service",
 )
@@ -272,6 +272,9 @@ def render_host_setup_script(firewall: Sequence[UfwRule], role_commands: Sequenc
         role_commands="\n".join(role_commands) or ": no role commands",
         state_dir=STATE_DIR,
         etc_dir=ETC_DIR,
+        # node_exporter (a pinned container, components/renderers/monitoring_units.py) reads
+        # the host scripts' metrics from here.
+        textfile_dir=NODE_EXPORTER_TEXTFILE_DIR,
     )
 
 

@@ -1,5 +1,6 @@
 """Grafana on the monitoring host: provisioned data sources (Prometheus, Loki), a dashboard
-provider, the "Clipper overview" dashboard, and the server settings (as GF_* environment).
+provider, and the server settings (as GF_* environment). The "Clipper overview" dashboard
+itself is components/renderers/dashboard.py.
 
 Grafana listens on 127.0.0.1 only: operators reach it through an SSH tunnel
 (`ssh -L 3000:127.0.0.1:3000 deploy@<monitoring host>`), never from the internet. The admin
@@ -10,20 +11,10 @@ provisioning fields and check every dashboard query with promtool.
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
-from typing import Any
-
 import yaml
 
 from components.host_layout import LOKI_PORT
-from components.renderers.prometheus import (
-    DURATION_METRIC,
-    GRAFANA_PORT,
-    POSTGRES_CONNECTIONS_METRIC,
-    PROMETHEUS_PORT,
-    REQUESTS_METRIC,
-)
+from components.renderers.prometheus import GRAFANA_PORT, PROMETHEUS_PORT
 from components.settings import Settings
 
 # Inside the Grafana container.
@@ -34,10 +25,7 @@ ADMIN_USER = "admin"
 
 PROMETHEUS_UID = "clipper-prometheus"
 LOKI_UID = "clipper-loki"
-DASHBOARD_UID = "clipper-overview"
 DASHBOARD_FILE_NAME = "clipper-overview.json"
-# The dashboard JSON model version this file is written for (Grafana 11).
-SCHEMA_VERSION = 39
 
 
 def render_grafana_env(settings: Settings) -> str:
@@ -114,153 +102,3 @@ def render_dashboard_provider(settings: Settings) -> str:
     }
     header = f"# Grafana dashboards for clipper {settings.environment}, from files.\n"
     return header + yaml.safe_dump(document, sort_keys=False)
-
-
-@dataclass(frozen=True)
-class Panel:
-    """One time-series panel: a title, a unit and its PromQL queries (legend per query)."""
-
-    title: str
-    unit: str
-    queries: tuple[tuple[str, str], ...]  # (expr, legend)
-
-
-def dashboard_panels() -> tuple[Panel, ...]:
-    """The overview's panels, in order (the tests check every query with promtool)."""
-    rate = "$__rate_interval"
-    requests = f"sum by (status_class) (rate({REQUESTS_METRIC}[{rate}]))"
-    errors = (
-        f'sum(rate({REQUESTS_METRIC}{{status_class="5xx"}}[{rate}]))'
-        f" / sum(rate({REQUESTS_METRIC}[{rate}]))"
-    )
-    client_errors = (
-        f'sum(rate({REQUESTS_METRIC}{{status_class="4xx"}}[{rate}]))'
-        f" / sum(rate({REQUESTS_METRIC}[{rate}]))"
-    )
-
-    def quantile(q: str) -> tuple[str, str]:
-        expr = f"histogram_quantile({q}, sum by (le) (rate({DURATION_METRIC}_bucket[{rate}])))"
-        return expr, f"p{q[2:]}"
-
-    return (
-        Panel("Request rate by status", "reqps", ((requests, "{{status_class}}"),)),
-        Panel("Error rate", "percentunit", ((errors, "5xx"), (client_errors, "4xx"))),
-        Panel("Latency", "s", (quantile("0.50"), quantile("0.95"), quantile("0.99"))),
-        Panel(
-            "CPU busy per host",
-            "percent",
-            (
-                (
-                    "100 * (1 - avg by (host) "
-                    f'(rate(node_cpu_seconds_total{{mode="idle"}}[{rate}])))',
-                    "{{host}}",
-                ),
-            ),
-        ),
-        Panel(
-            "Memory used per host",
-            "percent",
-            (
-                (
-                    "100 * (1 - node_memory_MemAvailable_bytes / node_memory_MemTotal_bytes)",
-                    "{{host}}",
-                ),
-            ),
-        ),
-        Panel(
-            "Disk used per host",
-            "percent",
-            (
-                (
-                    '100 * (1 - node_filesystem_avail_bytes{mountpoint=~"/|/srv/monitoring"}'
-                    ' / node_filesystem_size_bytes{mountpoint=~"/|/srv/monitoring"})',
-                    "{{host}} {{mountpoint}}",
-                ),
-            ),
-        ),
-        Panel(
-            "Database connections",
-            "short",
-            (
-                (
-                    f'sum by (instance) ({POSTGRES_CONNECTIONS_METRIC}{{job="managed_postgres"}})',
-                    "{{instance}}",
-                ),
-            ),
-        ),
-        Panel(
-            "Probes (1 = up)",
-            "short",
-            (
-                ('probe_success{job="site"}', "site"),
-                ('probe_success{job="data_stores"}', "{{service}}"),
-            ),
-        ),
-        Panel(
-            "TLS certificate days left",
-            "d",
-            (('(probe_ssl_earliest_cert_expiry{job="site"} - time()) / 86400', "days"),),
-        ),
-    )
-
-
-def _panel(panel_id: int, panel: Panel) -> dict[str, Any]:
-    width, height = 12, 8
-    index = panel_id - 1
-    return {
-        "id": panel_id,
-        "type": "timeseries",
-        "title": panel.title,
-        "datasource": {"type": "prometheus", "uid": PROMETHEUS_UID},
-        "gridPos": {"h": height, "w": width, "x": (index % 2) * width, "y": (index // 2) * height},
-        "fieldConfig": {"defaults": {"unit": panel.unit}, "overrides": []},
-        "options": {"legend": {"displayMode": "list", "placement": "bottom"}},
-        "targets": [
-            {
-                "refId": chr(ord("A") + n),
-                "datasource": {"type": "prometheus", "uid": PROMETHEUS_UID},
-                "expr": expr,
-                "legendFormat": legend,
-            }
-            for n, (expr, legend) in enumerate(panel.queries)
-        ],
-    }
-
-
-def render_overview_dashboard(settings: Settings) -> str:
-    """The "Clipper overview" dashboard JSON: requests, errors, latency, hosts, data stores,
-    probes, and the nginx access log (Loki) under them."""
-    panels = [_panel(n, p) for n, p in enumerate(dashboard_panels(), 1)]
-    log_id = len(panels) + 1
-    panels.append(
-        {
-            "id": log_id,
-            "type": "logs",
-            "title": "nginx 5xx responses",
-            "datasource": {"type": "loki", "uid": LOKI_UID},
-            "gridPos": {"h": 10, "w": 24, "x": 0, "y": ((log_id - 1 + 1) // 2) * 8},
-            "options": {"showTime": True, "wrapLogMessage": True, "sortOrder": "Descending"},
-            "targets": [
-                {
-                    "refId": "A",
-                    "datasource": {"type": "loki", "uid": LOKI_UID},
-                    "expr": '{job="nginx", status_class="5xx"}',
-                }
-            ],
-        }
-    )
-    dashboard = {
-        "uid": DASHBOARD_UID,
-        "title": f"Clipper overview ({settings.environment})",
-        "tags": ["clipper", settings.environment],
-        "timezone": "utc",
-        "editable": False,
-        "schemaVersion": SCHEMA_VERSION,
-        "version": 1,
-        "refresh": "1m",
-        "time": {"from": "now-6h", "to": "now"},
-        "templating": {"list": []},
-        "annotations": {"list": []},
-        "panels": panels,
-    }
-    return json.dumps(dashboard, indent=2, sort_keys=False) + "\n"

@@ -1,7 +1,7 @@
-"""Loki on the monitoring host: single binary, filesystem storage on the monitoring volume, and
+"""Loki 3.7 on the monitoring host: single binary, filesystem storage on the monitoring volume, and
 retention (`logRetentionDays`, the checklist's 30 days in production) enforced by the compactor.
 
-It listens for Promtail's pushes on the monitoring host's private address only (port
+It listens for Alloy's pushes on the monitoring host's private address only (port
 host_layout.LOKI_PORT; ufw and the cloud firewall admit the app droplets), and gRPC on loopback.
 No Loki binary is packaged for Debian: tests check this file's structure against Loki 3's
 documented configuration fields, not with Loki itself.

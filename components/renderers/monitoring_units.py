@@ -9,7 +9,7 @@ journal for free. Each unit is checked with `systemd-analyze verify` in the test
 Every container uses the host network (`--network host`), so ufw and the cloud firewall decide
 who reaches it: Docker's published ports would bypass ufw. Prometheus, Alertmanager, Grafana and
 blackbox_exporter listen on 127.0.0.1 only (operators use an SSH tunnel); Loki listens on the
-private address for Promtail's pushes.
+private address for Alloy's pushes.
 
 Secrets (SMTP password, Slack webhook, DigitalOcean's database-metrics password, Grafana's admin
 password) arrive over SSH as root-owned 0600 files under SECRETS_DIR. A container runs as an
@@ -25,8 +25,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from components.host_files import HostFile
-from components.host_layout import LOKI_PORT, PROMTAIL_METRICS_PORT
-from components.renderers import alertmanager, grafana, loki, prometheus, promtail
+from components.host_layout import (
+    ALLOY_HTTP_PORT,
+    LOKI_PORT,
+    NODE_EXPORTER_PORT,
+    NODE_EXPORTER_TEXTFILE_DIR,
+)
+from components.renderers import alertmanager, alloy, dashboard, grafana, loki, prometheus
 from components.renderers.cloud_init import (
     UfwRule,
     base_ufw_rules,
@@ -41,8 +46,11 @@ DATA_MOUNT = "/srv/monitoring"  # the DigitalOcean volume
 RUNTIME_PARENT = "clipper-monitoring"  # under /run
 UNIT_DIR = "/etc/systemd/system"
 ACTIVATE_SCRIPT = "/usr/local/sbin/clipper-monitoring-activate"
-PROMTAIL_ACTIVATE_SCRIPT = "/usr/local/sbin/clipper-promtail-activate"
-PROMTAIL_STATE_DIR = "/var/lib/clipper-promtail"
+AGENTS_ACTIVATE_SCRIPT = "/usr/local/sbin/clipper-agents-activate"
+ALLOY_STATE_DIR = "/var/lib/clipper-alloy"
+# The first line of every unit rendered here: how an activation script tells a unit it once
+# installed (and may retire) from every other unit on the host.
+UNIT_HEADER = "# Rendered by components/renderers/monitoring_units.py; do not edit on the host."
 DOCKER = "/usr/bin/docker"
 
 # Secret file names (under SECRETS_DIR on the host, /run/secrets in a container): names only.
@@ -50,6 +58,8 @@ SMTP_PASSWORD = "smtp-password"  # noqa: S105
 SLACK_WEBHOOK_URL = "slack-webhook-url"
 DB_METRICS_PASSWORD = "db-metrics-password"  # noqa: S105
 GRAFANA_ADMIN_PASSWORD = "grafana-admin-password"  # noqa: S105
+
+NODE_EXPORTER_TEXTFILE_MOUNT = "/textfile"  # inside node_exporter's container
 
 # Container users (the images' own unprivileged users).
 NOBODY = "65534:65534"
@@ -63,15 +73,46 @@ def volume_device(volume_name: str) -> str:
 
 
 @dataclass(frozen=True)
+class MonitoringImages:
+    """The image each container runs: `repo:tag@sha256:...` as the preview resolved it
+    (components/image_digest.py), or the settings' tags where only paths matter."""
+
+    prometheus: str
+    alertmanager: str
+    grafana: str
+    loki: str
+    blackbox_exporter: str
+    node_exporter: str
+    alloy: str
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> MonitoringImages:
+        """The settings' references as they are (for shapes and offline renders)."""
+        return cls(**{name: getattr(settings, f"image_{name}") for name in IMAGE_NAMES})
+
+
+# MonitoringImages' fields; each is the settings field `image_<name>`.
+IMAGE_NAMES: tuple[str, ...] = (
+    "prometheus", "alertmanager", "grafana", "loki", "blackbox_exporter", "node_exporter",
+    "alloy",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
 class Mount:
     """A bind mount: host path -> container path, read-only unless `writable`."""
 
     host: str
     container: str
     writable: bool = False
+    # Mounts made on the host later (the data volume) show inside too (node_exporter's rootfs).
+    follow_host_mounts: bool = False
 
     def flag(self) -> str:
-        return f"--volume={self.host}:{self.container}:{'rw' if self.writable else 'ro'}"
+        options = "rw" if self.writable else "ro"
+        if self.follow_host_mounts:
+            options += ",rslave"
+        return f"--volume={self.host}:{self.container}:{options}"
 
 
 @dataclass(frozen=True)
@@ -106,15 +147,19 @@ class Container:
         return f"/run/{RUNTIME_PARENT}/{self.name}"
 
 
-def monitoring_containers(settings: Settings, *, private_address: str) -> list[Container]:
+def monitoring_containers(
+    settings: Settings, images: MonitoringImages, *, private_address: str
+) -> list[Container]:
     """The monitoring host's containers, in start order."""
     # Prometheus may use at most 60% of the volume; Loki's retention bounds the rest.
     tsdb_size_gb = max(1, settings.monitoring_volume_gb * 6 // 10)
     return [
+        # Prometheus on this host scrapes it on loopback.
+        node_exporter_container(images, listen_address="127.0.0.1"),
         Container(
             name="loki",
             description="Loki (logs)",
-            image=settings.image_loki,
+            image=images.loki,
             user=LOKI_USER,
             args=(f"-config.file={loki.CONFIG_FILE}",),
             mounts=(
@@ -127,7 +172,7 @@ def monitoring_containers(settings: Settings, *, private_address: str) -> list[C
         Container(
             name="blackbox",
             description="blackbox_exporter (HTTPS, TLS and TCP probes)",
-            image=settings.image_blackbox_exporter,
+            image=images.blackbox_exporter,
             user=NOBODY,
             args=(
                 "--config.file=/etc/blackbox_exporter/blackbox.yml",
@@ -141,7 +186,7 @@ def monitoring_containers(settings: Settings, *, private_address: str) -> list[C
         Container(
             name="alertmanager",
             description="Alertmanager (alert routing)",
-            image=settings.image_alertmanager,
+            image=images.alertmanager,
             user=NOBODY,
             args=(
                 f"--config.file={alertmanager.CONFIG_FILE}",
@@ -164,7 +209,7 @@ def monitoring_containers(settings: Settings, *, private_address: str) -> list[C
         Container(
             name="prometheus",
             description="Prometheus (metrics and alert rules)",
-            image=settings.image_prometheus,
+            image=images.prometheus,
             user=NOBODY,
             args=(
                 f"--config.file={prometheus.CONFIG_FILE}",
@@ -185,7 +230,7 @@ def monitoring_containers(settings: Settings, *, private_address: str) -> list[C
         Container(
             name="grafana",
             description="Grafana (dashboards)",
-            image=settings.image_grafana,
+            image=images.grafana,
             user=GRAFANA_USER,
             mounts=(
                 Mount(f"{ETC_DIR}/grafana/provisioning", grafana.PROVISIONING_DIR),
@@ -200,28 +245,58 @@ def monitoring_containers(settings: Settings, *, private_address: str) -> list[C
     ]
 
 
-def promtail_container(settings: Settings) -> Container:
-    """Promtail on an app host: root in its container (nginx's log is www-data:adm 0640 and the
-    journal is root's), every host path read-only but its positions file."""
+def node_exporter_container(images: MonitoringImages, *, listen_address: str) -> Container:
+    """node_exporter on every host (the pinned image, not the distribution's package): the
+    host's root read-only at /host, and the textfile directory the host scripts write their
+    metrics to (clipper-backup's, clipper-release's)."""
     return Container(
-        name="promtail",
-        description="Promtail (ships logs to Loki, request metrics)",
-        image=settings.image_promtail,
-        user="0:0",
-        args=(f"-config.file={promtail.CONFIG_FILE}", "-config.expand-env=true"),
+        name="node-exporter",
+        description="node_exporter (host metrics, host scripts' textfile metrics)",
+        image=images.node_exporter,
+        user=NOBODY,
+        args=(
+            "--path.rootfs=/host",
+            f"--web.listen-address={listen_address}:{NODE_EXPORTER_PORT}",
+            f"--collector.textfile.directory={NODE_EXPORTER_TEXTFILE_MOUNT}",
+        ),
         mounts=(
-            Mount(f"{ETC_DIR}/promtail", promtail.CONFIG_DIR),
-            Mount(PROMTAIL_STATE_DIR, promtail.POSITIONS_DIR, writable=True),
+            Mount("/", "/host", follow_host_mounts=True),
+            Mount(NODE_EXPORTER_TEXTFILE_DIR, NODE_EXPORTER_TEXTFILE_MOUNT),
+        ),
+        needs_volume=False,
+        health_url=f"http://127.0.0.1:{NODE_EXPORTER_PORT}/metrics",
+    )
+
+
+def alloy_container(images: MonitoringImages) -> Container:
+    """Alloy on an app host: root in its container (nginx's log is www-data:adm 0640 and the
+    journal is root's), every host path read-only but its storage (the sources' positions)."""
+    return Container(
+        name="alloy",
+        description="Grafana Alloy (ships logs to Loki, request metrics)",
+        image=images.alloy,
+        user="0:0",
+        args=(
+            "run",
+            # VPC only (ufw and the cloud firewall): Prometheus scrapes /metrics here.
+            f"--server.http.listen-addr=0.0.0.0:{ALLOY_HTTP_PORT}",
+            f"--storage.path={alloy.STORAGE_DIR}",
+            "--disable-reporting",
+            alloy.CONFIG_FILE,
+        ),
+        mounts=(
+            Mount(f"{ETC_DIR}/alloy", alloy.CONFIG_DIR),
+            Mount(ALLOY_STATE_DIR, alloy.STORAGE_DIR, writable=True),
             Mount("/var/log/nginx", "/var/log/nginx"),
-            Mount(promtail.DOCKER_CONTAINERS_DIR, promtail.DOCKER_CONTAINERS_DIR),
-            Mount(promtail.JOURNAL_DIR, promtail.JOURNAL_DIR),
+            Mount(alloy.DOCKER_CONTAINERS_DIR, alloy.DOCKER_CONTAINERS_DIR),
+            Mount(alloy.JOURNAL_DIR, alloy.JOURNAL_DIR),
             Mount("/etc/machine-id", "/etc/machine-id"),
         ),
         # Read nginx's www-data:adm 0640 log without owning it.
         capabilities=("DAC_READ_SEARCH",),
         env=(("HOST", "%H"),),  # systemd's %H: the droplet's host name
         needs_volume=False,
-        health_url=f"http://127.0.0.1:{PROMTAIL_METRICS_PORT}/ready",
+        health_url=f"http://127.0.0.1:{ALLOY_HTTP_PORT}/-/ready",
     )
 
 
@@ -267,8 +342,7 @@ def render_container_unit(container: Container) -> str:
         service.append(f"ExecReload={DOCKER} kill --signal=HUP {name}")
     service += ["Restart=always", "RestartSec=10", "TimeoutStopSec=45"]
     install = ["", "[Install]", "WantedBy=multi-user.target"]
-    header = "# Rendered by components/renderers/monitoring_units.py; do not edit on the host.\n"
-    return header + "\n".join(unit + service + install) + "\n"
+    return UNIT_HEADER + "\n" + "\n".join(unit + service + install) + "\n"
 
 
 _ACTIVATE = """\
@@ -309,6 +383,11 @@ mountpoint -q "$MOUNT" || mount "$MOUNT"
 
 step "data directories"
 {data_dirs}
+install -d -m 0755 {textfile_dir}
+
+{distribution_exporter}
+
+{retire}
 
 step "containers: {units}"
 systemctl enable {units}
@@ -319,26 +398,57 @@ step "waiting until each answers"
 step "monitoring is up"
 """
 
-_PROMTAIL_ACTIVATE = """\
+_AGENTS_ACTIVATE = """\
 #!/bin/bash
-# Clipper app host: let Prometheus reach Promtail's metrics from the VPC, (re)start Promtail and
-# wait until it is ready. Run over SSH by Pulumi; rendered by
+# Clipper app host: let Prometheus reach Alloy's metrics from the VPC, (re)start node_exporter
+# and Alloy and wait until each answers. Run over SSH by Pulumi; rendered by
 # components/renderers/monitoring_units.py. Safe to run again.
 set -euo pipefail
 
-step() {{ printf '==> clipper-promtail-activate: %s\\n' "$*"; }}
+step() {{ printf '==> clipper-agents-activate: %s\\n' "$*"; }}
 
-step "host firewall: promtail metrics from the VPC"
+step "host firewall: alloy metrics from the VPC"
 {ufw_rule}
 
-step "promtail"
+{distribution_exporter}
+
+{retire}
+
+step "agents: {units}"
 install -d -m 0700 {state_dir}
+install -d -m 0755 {textfile_dir}
 systemctl daemon-reload
-systemctl enable {unit}
-systemctl restart {unit}
-{health_check}
-step "promtail is up"
+systemctl enable {units}
+systemctl restart {units}
+{health_checks}
+step "agents are up"
 """
+
+# A host created while node_exporter came from the distribution still has that package's
+# service on the same port: it gives way to the pinned container.
+_DISTRIBUTION_EXPORTER = """\
+step "node_exporter: the pinned container replaces the distribution's service"
+systemctl disable --now prometheus-node-exporter.service 2>/dev/null || true"""
+
+# A container this renderer no longer declares for the host (a log shipper replaced, say) would
+# keep running from its old unit: stop and remove every unit with UNIT_HEADER that is not in
+# today's list. Units from elsewhere (backups, TLS) lack the header and are never touched.
+_RETIRE = """\
+step "retire containers this host no longer runs"
+keep=" {units} "
+for path in /etc/systemd/system/clipper-*.service; do
+  [ -e "$path" ] || continue
+  unit=$(basename "$path")
+  case "$keep" in *" $unit "*) continue ;; esac
+  head -n 1 "$path" | grep -qxF {header} || continue
+  systemctl disable --now "$unit" || true
+  rm -f "$path"
+  step "retired $unit"
+done"""
+
+
+def _retire(units: Sequence[str]) -> str:
+    return _RETIRE.format(units=" ".join(units), header=shlex.quote(UNIT_HEADER))
 
 
 def _health_check(url: str) -> str:
@@ -361,21 +471,33 @@ def render_activate_script(containers: Sequence[Container], *, volume_name: str)
         mount=DATA_MOUNT,
         data_dirs="\n".join(data_dirs),
         units=" ".join(c.unit for c in containers),
+        textfile_dir=NODE_EXPORTER_TEXTFILE_DIR,
+        distribution_exporter=_DISTRIBUTION_EXPORTER,
+        retire=_retire([c.unit for c in containers]),
         health_checks="\n".join(_health_check(c.health_url) for c in containers if c.health_url),
     )
 
 
-def render_promtail_activate_script(settings: Settings) -> str:
-    """An app host's Promtail activation script (PROMTAIL_ACTIVATE_SCRIPT)."""
-    container = promtail_container(settings)
-    # cloud-init opens it on new droplets; a droplet created before Promtail existed (user-data
-    # changes do not replace droplets) gets the same rule here. ufw skips an existing rule.
-    (rule,) = [r for r in ufw_rules(settings) if r.port == PROMTAIL_METRICS_PORT]
-    return _PROMTAIL_ACTIVATE.format(
+def app_agent_containers(images: MonitoringImages) -> list[Container]:
+    """What runs on every app host for monitoring: node_exporter (scraped from the VPC) and
+    Alloy."""
+    return [node_exporter_container(images, listen_address="0.0.0.0"), alloy_container(images)]  # noqa: S104
+
+
+def render_agents_activate_script(settings: Settings, images: MonitoringImages) -> str:
+    """An app host's activation script (AGENTS_ACTIVATE_SCRIPT)."""
+    containers = app_agent_containers(images)
+    # cloud-init opens it on new droplets; a droplet created before (user-data changes do not
+    # replace droplets) gets the same rule here. ufw skips an existing rule.
+    (rule,) = [r for r in ufw_rules(settings) if r.port == ALLOY_HTTP_PORT]
+    return _AGENTS_ACTIVATE.format(
         ufw_rule=rule.command(),
-        state_dir=PROMTAIL_STATE_DIR,
-        unit=container.unit,
-        health_check=_health_check(container.health_url),
+        distribution_exporter=_DISTRIBUTION_EXPORTER,
+        retire=_retire([c.unit for c in containers]),
+        state_dir=ALLOY_STATE_DIR,
+        textfile_dir=NODE_EXPORTER_TEXTFILE_DIR,
+        units=" ".join(c.unit for c in containers),
+        health_checks="\n".join(_health_check(c.health_url) for c in containers),
     )
 
 
@@ -399,9 +521,11 @@ class MonitoringHostConfig:
     ca_certificates: dict[str, str] = field(default_factory=dict)  # file name -> PEM
 
 
-def monitoring_config_files(settings: Settings, config: MonitoringHostConfig) -> list[HostFile]:
+def monitoring_config_files(
+    settings: Settings, config: MonitoringHostConfig, images: MonitoringImages
+) -> list[HostFile]:
     """Every non-secret file of the monitoring host: configs, dashboards, units, the script."""
-    containers = monitoring_containers(settings, private_address=config.private_address)
+    containers = monitoring_containers(settings, images, private_address=config.private_address)
     files = [
         HostFile(
             f"{ETC_DIR}/prometheus/prometheus.yml",
@@ -435,7 +559,7 @@ def monitoring_config_files(settings: Settings, config: MonitoringHostConfig) ->
         ),
         HostFile(
             f"{ETC_DIR}/grafana/dashboards/{grafana.DASHBOARD_FILE_NAME}",
-            grafana.render_overview_dashboard(settings),
+            dashboard.render_overview_dashboard(settings),
         ),
         *(HostFile(c.unit_path, render_container_unit(c)) for c in containers),
         HostFile(
@@ -459,16 +583,18 @@ def monitoring_secret_files(secrets: MonitoringSecrets) -> list[HostFile]:
     return [HostFile(f"{SECRETS_DIR}/{name}", value, "0600") for name, value in values.items()]
 
 
-def promtail_host_files(settings: Settings, *, loki_address: str) -> list[HostFile]:
-    """An app host's Promtail files: config, unit and activation script (no secrets)."""
-    container = promtail_container(settings)
+def app_agent_files(
+    settings: Settings, images: MonitoringImages, *, loki_address: str
+) -> list[HostFile]:
+    """An app host's monitoring files: Alloy's config, the agents' units and the activation
+    script (no secrets)."""
     return [
         HostFile(
-            f"{ETC_DIR}/promtail/promtail.yml",
-            promtail.render_promtail_config(settings, loki_address=loki_address),
+            f"{ETC_DIR}/alloy/config.alloy",
+            alloy.render_alloy_config(settings, loki_address=loki_address),
         ),
-        HostFile(container.unit_path, render_container_unit(container)),
-        HostFile(PROMTAIL_ACTIVATE_SCRIPT, render_promtail_activate_script(settings), "0755"),
+        *(HostFile(c.unit_path, render_container_unit(c)) for c in app_agent_containers(images)),
+        HostFile(AGENTS_ACTIVATE_SCRIPT, render_agents_activate_script(settings, images), "0755"),
     ]
 
 

@@ -3,11 +3,13 @@ checklist ("Alerts": error rate, slow responses, server down, database connectio
 memory/CPU, disk space, TLS expiry; plus backup freshness).
 
 Where the numbers come from:
-- request metrics: Promtail on each app host turns nginx's JSON access log into
-  `clipper_nginx_http_requests_total{status_class}` and
-  `clipper_nginx_http_request_duration_seconds` (components/renderers/promtail.py). The
+- request metrics: Grafana Alloy on each app host turns nginx's JSON access log into
+  `clipper_nginx_http_requests_total{status_class,route_group}` and
+  `clipper_nginx_http_request_duration_seconds` (components/renderers/alloy.py). The
   backend's own /debug/metrics is behind admin auth, so the edge's log is the source;
-- hosts: node_exporter on every droplet (Ubuntu's prometheus-node-exporter, port 9100, VPC only);
+- hosts: node_exporter on every droplet (Ubuntu's prometheus-node-exporter, port 9100, VPC only),
+  with the host scripts' textfile metrics: clipper-backup's (backups and restore drills) and
+  clipper-release's (the serving release and colour, deploy attempts);
 - the site: blackbox_exporter probes `https://<domain>/health/ready` (status, latency, TLS
   certificate expiry) and opens TCP connections to the managed PostgreSQL, pool and Valkey;
 - managed data stores: DigitalOcean's Prometheus endpoint of each cluster (account-wide basic
@@ -15,6 +17,12 @@ Where the numbers come from:
 
 Every file path in the rendered config is where the Prometheus container sees it
 (monitoring_units.py mounts them).
+
+Written for Prometheus 3 (the 3.5 LTS line). What changed from 2.x and matters here: a scrape
+whose Content-Type is missing or unknown fails unless the job names a
+`fallback_scrape_protocol` (set for DigitalOcean's endpoints, whose header we cannot check);
+Alertmanager is spoken to over API v2 only (stated); range selectors are left-open and `le`
+labels are normalised to floats (no rule here matches a bucket by its `le` text).
 """
 
 from __future__ import annotations
@@ -26,7 +34,8 @@ from typing import Any
 import yaml
 
 from components import slugs
-from components.host_layout import LOKI_PORT, NODE_EXPORTER_PORT, PROMTAIL_METRICS_PORT
+from components.host_layout import ALLOY_HTTP_PORT, LOKI_PORT, NODE_EXPORTER_PORT
+from components.renderers import alloy
 from components.settings import Settings
 
 # Inside the Prometheus container (monitoring_units.py mounts the host directories here).
@@ -61,8 +70,29 @@ POSTGRES_CONNECTIONS_METRIC = "pg_stat_activity_count"
 BACKUP_METRIC = "clipper_backup_last_success_timestamp_seconds"
 BACKUP_FAILURE_METRIC = "clipper_backup_last_failure_timestamp_seconds"
 
-REQUESTS_METRIC = "clipper_nginx_http_requests_total"
-DURATION_METRIC = "clipper_nginx_http_request_duration_seconds"
+DRILL_METRIC = "clipper_backup_drill_last_success_timestamp_seconds"
+DRILL_FAILURE_METRIC = "clipper_backup_drill_last_failure_timestamp_seconds"
+# The drill runs weekly (backup_units.DRILL_SCHEDULE, up to 4 h); a day of slack on top.
+DRILL_MAX_AGE_HOURS = 7 * 24 + 24
+# Written by hostscripts/clipper-release (the release-metrics contract, clipper_release.prom).
+RELEASE_INFO_METRIC = "clipper_release_info"
+RELEASE_CHANGE_METRIC = "clipper_release_last_change_timestamp_seconds"
+RELEASE_ATTEMPT_SUCCESS_METRIC = "clipper_release_last_attempt_success"
+RELEASE_ATTEMPT_METRIC = "clipper_release_last_attempt_timestamp_seconds"
+# DigitalOcean's managed Valkey endpoint exposes redis_exporter-style series (as documented;
+# like the PostgreSQL names above, not yet checked against a live cluster).
+VALKEY_MEMORY_METRIC = "redis_memory_used_bytes"
+VALKEY_MEMORY_LIMIT_METRIC = "redis_memory_max_bytes"
+VALKEY_EVICTIONS_METRIC = "redis_evicted_keys_total"
+
+REQUESTS_METRIC = alloy.METRIC_PREFIX + alloy.REQUESTS_NAME
+DURATION_METRIC = alloy.METRIC_PREFIX + alloy.DURATION_NAME
+WEBSOCKET_DURATION_METRIC = alloy.METRIC_PREFIX + alloy.WEBSOCKET_NAME
+# Alloy's own metrics (grafana/alloy v1.18: the component controller, loki.write's client).
+ALLOY_COMPONENTS_METRIC = "alloy_component_controller_running_components"
+ALLOY_DROPPED_METRIC = "loki_write_dropped_entries_total"
+# Prometheus 3 refuses a scrape without a valid Content-Type unless the job names a fallback.
+FALLBACK_SCRAPE_PROTOCOL = "PrometheusText0.0.4"
 
 
 @dataclass(frozen=True)
@@ -145,11 +175,11 @@ def render_prometheus_config(settings: Settings, targets: ScrapeTargets) -> str:
             ],
         },
         {
-            "job_name": "promtail",
-            # Promtail's metrics carry its log streams' labels, `host` among them (the same
-            # droplet name): keep them rather than renaming them `exported_host`.
-            "honor_labels": True,
-            "static_configs": _per_host(targets.app_hosts, PROMTAIL_METRICS_PORT, "app"),
+            # The target's labels win: the request metrics' own `host`/`job` (the log stream's)
+            # become `exported_*`, and Alloy's internal series whose `host` is Loki's address
+            # cannot pose as a droplet.
+            "job_name": "alloy",
+            "static_configs": _per_host(targets.app_hosts, ALLOY_HTTP_PORT, "app"),
         },
         _blackbox("site", "https_ready", [{"targets": [f"{settings.site_url}{HEALTH_PATH}"]}]),
     ]
@@ -165,6 +195,7 @@ def render_prometheus_config(settings: Settings, targets: ScrapeTargets) -> str:
                 "job_name": f"managed_{store.service.replace('-', '_')}",
                 "scheme": "https",
                 "scrape_interval": "60s",
+                "fallback_scrape_protocol": FALLBACK_SCRAPE_PROTOCOL,
                 "basic_auth": {
                     "username": targets.database_metrics_username,
                     "password_file": DB_METRICS_PASSWORD_FILE,
@@ -186,7 +217,12 @@ def render_prometheus_config(settings: Settings, targets: ScrapeTargets) -> str:
             "external_labels": {"environment": settings.environment},
         },
         "alerting": {
-            "alertmanagers": [{"static_configs": [{"targets": [f"127.0.0.1:{ALERTMANAGER_PORT}"]}]}]
+            "alertmanagers": [
+                {
+                    "api_version": "v2",
+                    "static_configs": [{"targets": [f"127.0.0.1:{ALERTMANAGER_PORT}"]}],
+                }
+            ]
         },
         "rule_files": [f"rules/{RULES_FILE_NAME}"],
         "scrape_configs": jobs,
@@ -259,7 +295,27 @@ def alert_names() -> tuple[str, ...]:
         "TlsCertificateExpiring",
         "BackupStale",
         "BackupFailed",
+        "BackupsNearDeletion",
+        "RestoreDrillStale",
+        "RestoreDrillFailed",
+        "DeployFailed",
+        "LogShippingFailing",
     )
+
+
+def _stale_or_absent(metric: str, max_age_hours: int) -> str:
+    """Older than `max_age_hours` on some host, or reported by no host at all (a new stack, a
+    metrics file never written): silence is itself the alert."""
+    return (
+        f"time() - max by (instance, host) ({metric}) > {max_age_hours * 3600}"
+        f' or absent({metric}{{job="node"}})'
+    )
+
+
+def _failed_since_success(failure: str, success: str) -> str:
+    """A failure after the last success, or a failure and no success ever."""
+    failed, succeeded = (f"max by (instance, host) ({m})" for m in (failure, success))
+    return f"{failed} > {succeeded} or ({failed} unless on (instance, host) {succeeded})"
 
 
 def render_alert_rules(settings: Settings) -> str:
@@ -269,6 +325,7 @@ def render_alert_rules(settings: Settings) -> str:
     DigitalOcean's own alerts use, components/alerts.py); the rest are the checklist's.
     """
     connection_limit = slugs.postgres_connection_limit(settings.db_size)
+    retention_days = settings.backup_retention_days
     disk_free_percent = 100 - settings.alert_disk_percent
     requests = f"sum(rate({REQUESTS_METRIC}[5m]))"
     recording = [
@@ -314,7 +371,7 @@ def render_alert_rules(settings: Settings) -> str:
         ),
         _alert(
             "ScrapeTargetDown",
-            'up{job=~"promtail|prometheus|alertmanager|grafana|loki|blackbox"} == 0',
+            'up{job=~"alloy|prometheus|alertmanager|grafana|loki|blackbox"} == 0',
             "5m", "warning",
             "{{ $labels.job }} on {{ $labels.instance }} is down",
             "Monitoring is partly blind: {{ $labels.job }} has not been scraped for 5 minutes.",
@@ -376,20 +433,65 @@ def render_alert_rules(settings: Settings) -> str:
         ),
         _alert(
             "BackupStale",
-            f"time() - max by (instance, host) ({BACKUP_METRIC}) > {BACKUP_MAX_AGE_HOURS * 3600}",
+            _stale_or_absent(BACKUP_METRIC, BACKUP_MAX_AGE_HOURS),
             "30m", "critical",
-            "No successful backup for more than a day",
+            "No successful backup for more than a day (or no backup metric at all)",
             "The last successful backup on {{ $labels.host }} is"
-            " {{ $value | humanizeDuration }} old.",
+            " {{ $value | humanizeDuration }} old; with no host label, no host reports a"
+            " backup at all: a new stack (run `sudo systemctl start clipper-backup` on app-1),"
+            " or a metrics file that was not written.",
         ),
         _alert(
             "BackupFailed",
-            f"max by (instance, host) ({BACKUP_FAILURE_METRIC})"
-            f" > max by (instance, host) ({BACKUP_METRIC})",
+            _failed_since_success(BACKUP_FAILURE_METRIC, BACKUP_METRIC),
             "5m", "warning",
             "The last backup attempt failed",
-            "The backup on {{ $labels.host }} failed after its last success; see"
-            " `journalctl -u clipper-backup` there.",
+            "The backup on {{ $labels.host }} failed after its last success (or has never"
+            " succeeded); see `journalctl -u clipper-backup` there.",
+        ),
+        _alert(
+            "BackupsNearDeletion",
+            f"({retention_days} * 86400 - (time() - max by (instance, host) ({BACKUP_METRIC})))"
+            f" / 86400 < {retention_days / 2:g}",
+            "1h", "critical",
+            "Backups stopped long ago: the lifecycle rule will delete the newest one",
+            f"The newest backup on {{{{ $labels.host }}}} leaves the bucket's"
+            f" {retention_days}-day retention in {{{{ $value | humanize }}}} days (then it lives"
+            " on as an old version for 7 days). Fix the backup now, or copy the newest dump out.",
+        ),
+        _alert(
+            "RestoreDrillStale",
+            _stale_or_absent(DRILL_METRIC, DRILL_MAX_AGE_HOURS),
+            "1h", "warning",
+            "No passing restore drill within its weekly schedule plus a day",
+            "The last passing drill on {{ $labels.host }} is {{ $value | humanizeDuration }}"
+            " old; with no host label, none has ever passed (run"
+            " `sudo systemctl start clipper-backup-drill` on app-1).",
+        ),
+        _alert(
+            "RestoreDrillFailed",
+            _failed_since_success(DRILL_FAILURE_METRIC, DRILL_METRIC),
+            "5m", "critical",
+            "The last restore drill failed: the backups may not restore",
+            "The drill on {{ $labels.host }} failed after its last pass (or has never passed);"
+            " see `journalctl -u clipper-backup-drill` there.",
+        ),
+        _alert(
+            "DeployFailed",
+            f"{RELEASE_ATTEMPT_SUCCESS_METRIC} == 0",
+            "1m", "warning",
+            "The last deploy or rollback on {{ $labels.host }} failed",
+            "The previous release is still serving; see `sudo clipper-release status` and the"
+            " deploy's output there.",
+        ),
+        _alert(
+            "LogShippingFailing",
+            f'sum by (instance, host) ({ALLOY_COMPONENTS_METRIC}{{health_type!="healthy"}}) > 0'
+            f" or sum by (instance, host) (increase({ALLOY_DROPPED_METRIC}[15m])) > 0",
+            "10m", "warning",
+            "Alloy on {{ $labels.host }} is unhealthy or drops log lines",
+            "An Alloy component is unhealthy or Loki refused entries: logs (and perhaps request"
+            " metrics) are incomplete; see `journalctl -u clipper-alloy` there.",
         ),
     ]  # fmt: skip
     assert tuple(a["alert"] for a in alerts) == alert_names()

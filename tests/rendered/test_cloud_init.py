@@ -18,10 +18,10 @@ import yaml
 
 from components.host_files import HostFile
 from components.host_layout import (
+    ALLOY_HTTP_PORT,
     DEPLOY_USER,
     HOST_READY_FILE,
     NODE_EXPORTER_PORT,
-    PROMTAIL_METRICS_PORT,
 )
 from components.offline.mocks import FAKE_CA_PEM
 from components.renderers import cloud_init
@@ -225,17 +225,18 @@ def test_ufw_accepts_http_only_from_the_vpc_behind_the_load_balancer() -> None:
 
 
 @pytest.mark.parametrize("stack", STACKS)
-@pytest.mark.parametrize("port", [NODE_EXPORTER_PORT, PROMTAIL_METRICS_PORT])
+@pytest.mark.parametrize("port", [NODE_EXPORTER_PORT, ALLOY_HTTP_PORT])
 def test_ufw_opens_the_exporters_only_to_the_vpc(stack: str, port: int) -> None:
     rules = [rule for rule in _ufw_allows(stack) if f"port {port} " in rule]
     assert len(rules) == 1 and f"from {VPC[stack]} " in rules[0]
-    assert "prometheus-node-exporter" in _doc(stack)["packages"]
+    # node_exporter is a digest-pinned container (monitoring_units), not Ubuntu's package.
+    assert "prometheus-node-exporter" not in _doc(stack)["packages"]
 
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_ufw_opens_nothing_else(stack: str) -> None:
     ports = {int(re.search(r"port (\d+)", r)[1]) for r in _ufw_allows(stack)}  # type: ignore[index]
-    assert ports <= {22, 80, 443, NODE_EXPORTER_PORT, PROMTAIL_METRICS_PORT}
+    assert ports <= {22, 80, 443, NODE_EXPORTER_PORT, ALLOY_HTTP_PORT}
 
 
 # ---------------------------------------------------------------- software and resources

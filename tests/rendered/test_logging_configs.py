@@ -1,30 +1,23 @@
-"""Loki, Promtail and Grafana files as shipped. No Loki, Promtail or Grafana binary is packaged
-for Debian (and nothing may be downloaded here), so these tests check each file's structure
-against the fields the projects document (Loki 3 configuration reference, Promtail's
-configuration and pipeline stages, Grafana's provisioning and dashboard JSON model), and check
-what can be checked by a real tool: every dashboard query with promtool, and every field
-Promtail reads against the nginx log format that writes it."""
+"""Loki and Grafana files as shipped. No Loki or Grafana binary is packaged for Debian (and
+nothing may be downloaded here), so these tests check each file's structure against the fields
+the projects document (Loki 3.7's configuration reference, Grafana's provisioning and dashboard
+JSON model), and check what a real tool can: every dashboard query with promtool. Alloy's
+config has its own file (test_alloy_config.py), the dashboard's queries too
+(test_dashboard.py)."""
 
 from __future__ import annotations
 
-import json
-import re
-from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from components.host_layout import LOKI_PORT, NGINX_ACCESS_LOG, NGINX_SITE_FILE
+from components.host_layout import LOKI_PORT
 from components.renderers import grafana, loki, prometheus
-from components.renderers.monitoring_units import ETC_DIR
 from tests.support.monitoring import (
     STACKS,
     monitoring_file,
-    role_files,
-    run_tool,
     stack_settings,
-    write,
 )
 from tests.support.program import stack_run
 
@@ -51,17 +44,6 @@ LOKI_LIMITS = {
     "retention_period", "reject_old_samples", "reject_old_samples_max_age", "ingestion_rate_mb",
     "ingestion_burst_size_mb", "max_query_lookback", "retention_stream",
 }  # fmt: skip
-PROMTAIL_TOP_LEVEL = {
-    "server", "clients", "positions", "scrape_configs", "limits_config", "target_config",
-    "options", "tracing", "global",
-}  # fmt: skip
-PROMTAIL_STAGES = {
-    "docker", "cri", "regex", "json", "logfmt", "replace", "multiline", "pack", "decolorize",
-    "template", "match", "timestamp", "output", "labels", "labelallow", "labeldrop",
-    "structured_metadata", "metrics", "tenant", "limit", "static_labels", "drop", "sampling",
-    "geoip", "eventlogmessage", "luhn",
-}  # fmt: skip
-PROMTAIL_METRIC = {"type", "description", "prefix", "source", "max_idle_duration", "config"}
 GRAFANA_DATASOURCE = {
     "name", "type", "uid", "access", "url", "user", "database", "basicAuth", "basicAuthUser",
     "withCredentials", "isDefault", "jsonData", "secureJsonData", "version", "editable", "orgId",
@@ -70,19 +52,10 @@ GRAFANA_PROVIDER = {
     "name", "orgId", "folder", "folderUid", "type", "disableDeletion", "updateIntervalSeconds",
     "allowUiUpdates", "options",
 }  # fmt: skip
-GRAFANA_PANEL = {
-    "id", "type", "title", "datasource", "gridPos", "fieldConfig", "options", "targets",
-    "description", "transparent", "interval",
-}  # fmt: skip
 
 
 def _yaml(stack: str, relative: str) -> Any:
     return yaml.safe_load(monitoring_file(stack, relative).content)
-
-
-def _promtail(stack: str) -> dict[str, Any]:
-    text = role_files(stack, "app")[f"{ETC_DIR}/promtail/promtail.yml"].content
-    return yaml.safe_load(text)
 
 
 def _monitoring_private_address(stack: str) -> str:
@@ -144,115 +117,6 @@ def test_loki_stores_everything_under_its_data_directory_on_the_volume(stack: st
     assert all(p == loki.DATA_DIR or p.startswith(f"{loki.DATA_DIR}/") for p in paths)
 
 
-# ------------------------------------------------------------------ Promtail
-
-
-def _nginx_log_fields(stack: str) -> set[str]:
-    """The keys of one access-log line, from the shipped nginx site's `clipper_json` format."""
-    site = role_files(stack, "app")[NGINX_SITE_FILE].content
-    match = re.search(r"log_format clipper_json escape=json (.*?);\n", site, re.S)
-    assert match, "the nginx site defines the clipper_json log format"
-    template = "".join(re.findall(r"'([^']*)'", match.group(1)))
-    line = re.sub(r"\$[a-z_0-9]+", "1", template)
-    return set(json.loads(line))
-
-
-@pytest.mark.parametrize("stack", STACKS)
-def test_promtail_reads_only_fields_that_nginx_writes(stack: str) -> None:
-    fields = _nginx_log_fields(stack)
-    (nginx,) = [j for j in _promtail(stack)["scrape_configs"] if j["job_name"] == "nginx"]
-    (json_stage,) = [s["json"] for s in nginx["pipeline_stages"] if "json" in s]
-    assert set(json_stage["expressions"].values()) <= fields
-    assert nginx["static_configs"][0]["labels"]["__path__"] == NGINX_ACCESS_LOG
-
-
-@pytest.mark.parametrize("stack", STACKS)
-def test_promtail_uses_only_documented_fields_and_stages(stack: str) -> None:
-    config = _promtail(stack)
-    assert set(config) <= PROMTAIL_TOP_LEVEL
-
-    def stages(items: list[dict[str, Any]]) -> list[tuple[str, Any]]:
-        found = []
-        for item in items:
-            ((name, body),) = item.items()
-            found.append((name, body))
-            if name == "match":
-                found += stages(body["stages"])
-        return found
-
-    for job in config["scrape_configs"]:
-        for name, body in stages(job.get("pipeline_stages", [])):
-            assert name in PROMTAIL_STAGES, name
-            if name == "metrics":
-                for metric in body.values():
-                    assert set(metric) <= PROMTAIL_METRIC
-                    assert metric["type"] in ("Counter", "Gauge", "Histogram")
-
-
-@pytest.mark.parametrize("stack", STACKS)
-def test_promtail_exports_the_metrics_the_alert_rules_read(stack: str) -> None:
-    (nginx,) = [j for j in _promtail(stack)["scrape_configs"] if j["job_name"] == "nginx"]
-    metrics: dict[str, Any] = {}
-
-    def collect(items: list[dict[str, Any]]) -> None:
-        for item in items:
-            if "metrics" in item:
-                metrics.update({m["prefix"] + name: m for name, m in item["metrics"].items()})
-            if "match" in item:
-                collect(item["match"]["stages"])
-
-    collect(nginx["pipeline_stages"])
-    assert set(metrics) == {prometheus.REQUESTS_METRIC, prometheus.DURATION_METRIC}
-    counter = metrics[prometheus.REQUESTS_METRIC]
-    assert counter["type"] == "Counter" and counter["config"] == {
-        "match_all": True,
-        "action": "inc",
-    }
-    histogram = metrics[prometheus.DURATION_METRIC]
-    assert histogram["type"] == "Histogram" and histogram["source"] == "request_time"
-    # The p95 alert's threshold is a bucket boundary, so the quantile is not a guess across it.
-    assert prometheus.LATENCY_P95_SECONDS in histogram["config"]["buckets"]
-
-
-@pytest.mark.parametrize("stack", STACKS)
-def test_promtail_labels_status_classes_as_the_rules_expect(stack: str) -> None:
-    (nginx,) = [j for j in _promtail(stack)["scrape_configs"] if j["job_name"] == "nginx"]
-    stages = nginx["pipeline_stages"]
-    (regex,) = [s["regex"] for s in stages if "regex" in s]
-    (template,) = [s["template"] for s in stages if "template" in s]
-    # Go's RE2 and Python agree on this expression; run it on real statuses.
-    pattern = re.compile(regex["expression"])
-    classes = {}
-    for status in ("101", "200", "304", "404", "503"):
-        found = pattern.match(status)
-        assert found
-        classes[status] = template["template"].replace("{{ .Value }}", found["status_class"])
-    assert classes == {"101": "1xx", "200": "2xx", "304": "3xx", "404": "4xx", "503": "5xx"}
-    (labels,) = [s["labels"] for s in stages if "labels" in s]
-    assert "status_class" in labels
-    # WebSocket upgrades (101) last as long as the connection: kept out of the latency histogram.
-    (match,) = [s["match"] for s in stages if "match" in s]
-    assert 'status_class!="1xx"' in match["selector"]
-
-
-@pytest.mark.parametrize("stack", STACKS)
-def test_promtail_pushes_to_loki_on_the_monitoring_private_address(stack: str) -> None:
-    (client,) = _promtail(stack)["clients"]
-    assert (
-        client["url"] == f"http://{_monitoring_private_address(stack)}:{LOKI_PORT}/loki/api/v1/push"
-    )
-    assert client["external_labels"] == {"environment": stack}
-
-
-@pytest.mark.parametrize("stack", STACKS)
-def test_every_promtail_job_labels_its_host_from_the_environment(stack: str) -> None:
-    for job in _promtail(stack)["scrape_configs"]:
-        labels = (
-            job["journal"]["labels"] if "journal" in job else job["static_configs"][0]["labels"]
-        )
-        assert labels["host"] == "${HOST}", job["job_name"]
-
-
 # ------------------------------------------------------------------ Grafana
 
 
@@ -284,71 +148,6 @@ def test_grafana_loads_dashboards_from_the_mounted_folder(stack: str) -> None:
     assert set(provider) <= GRAFANA_PROVIDER
     assert provider["type"] == "file"
     assert provider["options"]["path"] == grafana.DASHBOARDS_DIR
-
-
-def _dashboard(stack: str) -> dict[str, Any]:
-    return json.loads(
-        monitoring_file(stack, f"grafana/dashboards/{grafana.DASHBOARD_FILE_NAME}").content
-    )
-
-
-@pytest.mark.parametrize("stack", STACKS)
-def test_the_dashboard_follows_grafanas_json_model(stack: str) -> None:
-    dashboard = _dashboard(stack)
-    assert dashboard["uid"] == grafana.DASHBOARD_UID
-    assert isinstance(dashboard["schemaVersion"], int)
-    panels = dashboard["panels"]
-    assert len({p["id"] for p in panels}) == len(panels)
-    cells: set[tuple[int, int]] = set()
-    for panel in panels:
-        assert set(panel) <= GRAFANA_PANEL, panel["title"]
-        pos = panel["gridPos"]
-        assert pos["x"] + pos["w"] <= 24
-        area = {(x, y) for x in range(pos["x"], pos["x"] + pos["w"])
-                for y in range(pos["y"], pos["y"] + pos["h"])}  # fmt: skip
-        assert not area & cells, f"{panel['title']} overlaps another panel"
-        cells |= area
-        refs = [t["refId"] for t in panel["targets"]]
-        assert len(set(refs)) == len(refs)
-        for target in panel["targets"]:
-            assert target["datasource"]["uid"] in (grafana.PROMETHEUS_UID, grafana.LOKI_UID)
-
-
-@pytest.mark.parametrize("stack", STACKS)
-def test_the_dashboard_shows_what_the_checklist_tracks(stack: str) -> None:
-    titles = " | ".join(p["title"] for p in _dashboard(stack)["panels"]).lower()
-    for needed in ("request rate", "error rate", "latency", "cpu", "memory", "disk",
-                   "database connections"):  # fmt: skip
-        assert needed in titles
-    (latency,) = [p for p in _dashboard(stack)["panels"] if p["title"] == "Latency"]
-    assert [t["legendFormat"] for t in latency["targets"]] == ["p50", "p95", "p99"]
-
-
-@pytest.mark.parametrize("stack", STACKS)
-def test_every_dashboard_query_is_valid_promql(stack: str, tmp_path: Path) -> None:
-    """promtool parses each Prometheus query, as a recording rule ($__rate_interval is
-    Grafana's, substituted with a duration)."""
-    exprs = [
-        t["expr"].replace("$__rate_interval", "5m")
-        for p in _dashboard(stack)["panels"]
-        for t in p["targets"]
-        if t["datasource"]["uid"] == grafana.PROMETHEUS_UID
-    ]
-    assert len(exprs) >= 10
-    rules = {"groups": [{"name": "dashboard", "rules": [
-        {"record": f"dashboard:query_{n}", "expr": e} for n, e in enumerate(exprs)
-    ]}]}  # fmt: skip
-    result = run_tool(
-        ["promtool", "check", "rules", str(write(tmp_path / "q.yml", yaml.safe_dump(rules)))]
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-
-
-@pytest.mark.parametrize("stack", STACKS)
-def test_the_log_panel_selects_labels_that_promtail_sets(stack: str) -> None:
-    (logs,) = [p for p in _dashboard(stack)["panels"] if p["type"] == "logs"]
-    selector = logs["targets"][0]["expr"]
-    assert selector == '{job="nginx", status_class="5xx"}'
 
 
 @pytest.mark.parametrize("stack", STACKS)

@@ -1,25 +1,33 @@
 """The monitoring host's user-data, its container units and the activation scripts (its own and
-Promtail's on the app hosts), checked by the tools that read them: cloud-init schema,
+Alloy's on the app hosts), checked by the tools that read them: cloud-init schema,
 systemd-analyze verify, shellcheck; and the rules the design sets for them (no secret in
 user-data, UIs on loopback only, secrets 0600 on disk and 0400 for the container's user)."""
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-from components.host_layout import LOKI_PORT, NODE_EXPORTER_PORT
+from components.host_layout import (
+    BACKUP_METRICS_FILE,
+    LOKI_PORT,
+    NODE_EXPORTER_PORT,
+    NODE_EXPORTER_TEXTFILE_DIR,
+)
 from components.offline.render import USER_DATA_PATH
 from components.offline.runner import placeholder_secret
 from components.renderers import monitoring_units as units
 from components.renderers.cloud_init import SETUP_SCRIPT
 from tests.support.monitoring import STACKS, role_files, run_tool, stack_settings, write
 
-MONITORING_UNITS = ("loki", "blackbox", "alertmanager", "prometheus", "grafana")
+MONITORING_UNITS = ("node-exporter", "loki", "blackbox", "alertmanager", "prometheus", "grafana")
 SECRET_KEYS = ("alertSmtpPassword", "alertSlackWebhookUrl", "twitchClientSecret")
 
 
@@ -80,11 +88,11 @@ def test_the_monitoring_firewall_opens_ssh_to_admins_and_loki_and_node_exporter_
 
 
 @pytest.mark.parametrize("stack", STACKS)
-@pytest.mark.parametrize("name", [*MONITORING_UNITS, "promtail"])
+@pytest.mark.parametrize("name", [*MONITORING_UNITS, "alloy"])
 def test_each_container_unit_passes_systemd_analyze_verify(
     stack: str, name: str, tmp_path: Path
 ) -> None:
-    role = "app" if name == "promtail" else "monitoring"
+    role = "app" if name == "alloy" else "monitoring"
     unit = write(tmp_path / f"clipper-{name}.service", _unit(stack, name, role))
     result = run_tool(["systemd-analyze", "verify", "--man=no", str(unit)])
     assert result.returncode == 0 and result.stderr.strip() == "", result.stderr
@@ -169,7 +177,7 @@ def test_secret_files_are_0600_and_everything_else_is_not_secret(stack: str) -> 
 @pytest.mark.parametrize("stack", STACKS)
 @pytest.mark.parametrize(
     ("role", "path"),
-    [("monitoring", units.ACTIVATE_SCRIPT), ("app", units.PROMTAIL_ACTIVATE_SCRIPT)],
+    [("monitoring", units.ACTIVATE_SCRIPT), ("app", units.AGENTS_ACTIVATE_SCRIPT)],
 )
 def test_the_activation_scripts_pass_shellcheck(
     stack: str, role: str, path: str, tmp_path: Path
@@ -216,12 +224,79 @@ def test_a_failing_step_stops_the_activation_script(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("stack", STACKS)
-def test_promtail_reads_host_logs_read_only_and_names_its_host(stack: str) -> None:
-    unit = _unit(stack, "promtail", "app")
+def test_alloy_reads_host_logs_read_only_and_names_its_host(stack: str) -> None:
+    unit = _unit(stack, "alloy", "app")
     argv = _exec_start(unit)
     mounts = [a for a in argv if a.startswith("--volume=")]
     writable = [m for m in mounts if m.endswith(":rw")]
-    assert writable == [f"--volume={units.PROMTAIL_STATE_DIR}:/promtail:rw"]
+    assert writable == [f"--volume={units.ALLOY_STATE_DIR}:/var/lib/alloy/data:rw"]
     assert "--volume=/var/log/nginx:/var/log/nginx:ro" in mounts
-    assert "--env=HOST=%H" in argv and "-config.expand-env=true" in argv
+    assert "--env=HOST=%H" in argv
+    assert argv[argv.index("--env=HOST=%H") + 2 :] == [
+        "run", "--server.http.listen-addr=0.0.0.0:9080", "--storage.path=/var/lib/alloy/data",
+        "--disable-reporting", "/etc/alloy/config.alloy",
+    ]  # fmt: skip
     assert "RequiresMountsFor" not in unit
+
+
+def _retire_step(script: str, unit_dir: Path) -> str:
+    """The activation script's retire step alone, pointed at `unit_dir` instead of
+    /etc/systemd/system (the rest of the script needs a real host)."""
+    lines = script.splitlines()
+    start = lines.index('step "retire containers this host no longer runs"')
+    end = lines.index("done", start)
+    body = "\n".join(lines[start : end + 1]).replace("/etc/systemd/system", str(unit_dir))
+    return f'set -euo pipefail\nstep() {{ echo "$*"; }}\n{body}\n'
+
+
+def test_activation_retires_a_container_unit_the_renderer_no_longer_declares(
+    tmp_path: Path,
+) -> None:
+    """An app host that ran another log shipper from a unit of ours: its unit is stopped and
+    removed; Alloy's own unit and units from elsewhere (no header: backups) stay. `systemctl`
+    is a stand-in on PATH that records its arguments (no systemd in a test)."""
+    units_dir, bin_dir = tmp_path / "units", tmp_path / "bin"
+    units_dir.mkdir()
+    old = write(units_dir / "clipper-oldshipper.service", units.UNIT_HEADER + "\n[Unit]\n")
+    alloy = write(units_dir / "clipper-alloy.service", units.UNIT_HEADER + "\n[Unit]\n")
+    backup = write(units_dir / "clipper-backup.service", "[Unit]\nDescription=backup\n")
+    log = tmp_path / "systemctl.log"
+    write(bin_dir / "systemctl", f'#!/bin/sh\necho "$*" >> {log}\n').chmod(0o755)
+    script = role_files("staging", "app")[units.AGENTS_ACTIVATE_SCRIPT].content
+    step = write(tmp_path / "retire.sh", _retire_step(script, units_dir))
+    result = subprocess.run(
+        ["bash", str(step)], capture_output=True, text=True, timeout=30, check=False,
+        env={**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert not old.exists() and alloy.exists() and backup.exists()
+    assert log.read_text() == "disable --now clipper-oldshipper.service\n"
+    assert "retired clipper-oldshipper.service" in result.stdout
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_no_promtail_anywhere_in_the_plan_or_the_rendered_files(stack: str) -> None:
+    for role in ("app", "monitoring"):
+        for path, file in role_files(stack, role).items():
+            assert "promtail" not in (path + file.content).lower(), path
+    plan = run_tool([sys.executable, "-m", "components", "plan", "--stack", stack])
+    assert plan.returncode == 0, plan.stderr
+    assert "alloy" in plan.stdout and "promtail" not in plan.stdout.lower()
+
+
+@pytest.mark.parametrize("stack", STACKS)
+@pytest.mark.parametrize(("role", "listen"), [("app", "0.0.0.0"), ("monitoring", "127.0.0.1")])  # noqa: S104
+def test_node_exporter_is_the_pinned_container_reading_the_host_scripts_textfiles(
+    stack: str, role: str, listen: str
+) -> None:
+    argv = _exec_start(_unit(stack, "node-exporter", role))
+    assert f"--volume={NODE_EXPORTER_TEXTFILE_DIR}:/textfile:ro" in argv
+    assert "--collector.textfile.directory=/textfile" in argv
+    assert "--volume=/:/host:ro,rslave" in argv and "--path.rootfs=/host" in argv
+    assert f"--web.listen-address={listen}:{NODE_EXPORTER_PORT}" in argv
+    # The backup script's metrics file is in that directory.
+    assert BACKUP_METRICS_FILE.startswith(NODE_EXPORTER_TEXTFILE_DIR + "/")
+    user_data = role_files(stack, role)[USER_DATA_PATH].content
+    assert "prometheus-node-exporter" not in user_data  # the distribution's package is gone
+    script = role_files(stack, role)[SETUP_SCRIPT].content
+    assert NODE_EXPORTER_TEXTFILE_DIR in script  # created at boot, before any host script runs

@@ -8,7 +8,7 @@ import pytest
 
 from components.firewall import EXPORTER_PORTS
 from components.host_files import role_tag
-from components.host_layout import NODE_EXPORTER_PORT, PROMTAIL_METRICS_PORT
+from components.host_layout import ALLOY_HTTP_PORT, NODE_EXPORTER_PORT
 from components.offline.runner import ProgramRun
 from tests.support.program import of_role, plain, stack_run
 
@@ -85,7 +85,7 @@ def test_behind_the_load_balancer_only_it_reaches_port_80_and_443_is_closed() ->
 
 
 @pytest.mark.parametrize("stack", STACKS)
-@pytest.mark.parametrize("port", [NODE_EXPORTER_PORT, PROMTAIL_METRICS_PORT])
+@pytest.mark.parametrize("port", [NODE_EXPORTER_PORT, ALLOY_HTTP_PORT])
 def test_exporter_ports_are_reachable_only_from_the_vpc(stack: str, port: int) -> None:
     exporter = [r for r in _inbound(stack_run(stack)) if port in _ports(r)]
     assert len(exporter) == 1

@@ -1,6 +1,7 @@
 """The monitoring component under Pulumi mocks, for both stacks: the droplet, its volume, its
 firewall, the data stores' trust, what travels over SSH (and as secrets), the order of the
-remote commands, Promtail on each app host, the outputs; and the monitoring settings."""
+remote commands, Alloy on each app host, images by digest, the outputs; and the monitoring
+settings."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 import pytest
 
 from components.host_files import role_tag
-from components.offline.mocks import Registration
+from components.offline.mocks import Registration, mock_registry_digest
 from components.offline.runner import ProgramRun, placeholder_secret, stack_config
 from components.renderers import monitoring_units as units
 from components.settings import PROJECT, SettingsError, parse_settings
@@ -200,28 +201,64 @@ def test_a_changed_alert_threshold_changes_the_activation_trigger() -> None:
 
 
 @pytest.mark.parametrize("stack", STACKS)
-def test_promtail_goes_to_every_app_host(stack: str) -> None:
+def test_alloy_goes_to_every_app_host(stack: str) -> None:
     run = stack_run(stack)
     count = len(of_role(run, DROPLET, "app"))
-    bundles = [r for r in run.of_type(REMOTE_FILES) if r.name.endswith("-promtail")]
+    bundles = [r for r in run.of_type(REMOTE_FILES) if r.name.endswith("-agents")]
     assert len(bundles) == count
     for bundle in bundles:
         assert plain(bundle.inputs["role"]) == "app"
         paths = {f["path"] for f in plain(bundle.inputs["files"])}
-        assert f"{units.ETC_DIR}/promtail/promtail.yml" in paths
+        assert f"{units.ETC_DIR}/alloy/config.alloy" in paths
         assert not _contents_are_secret(run, bundle.name)
-    activations = [r for r in run.of_type(COMMAND) if r.name.endswith("-promtail-activate")]
+    activations = [r for r in run.of_type(COMMAND) if r.name.endswith("-agents-activate")]
     assert len(activations) == count
-    assert {r.inputs["create"] for r in activations} == {
-        f"sudo -n {units.PROMTAIL_ACTIVATE_SCRIPT}"
-    }
+    assert {r.inputs["create"] for r in activations} == {f"sudo -n {units.AGENTS_ACTIVATE_SCRIPT}"}
 
 
-def test_promtail_pushes_to_the_monitoring_droplets_private_address() -> None:
+def test_alloy_pushes_to_the_monitoring_droplets_private_address() -> None:
     run = stack_run("production")
     address = _droplet(run).outputs["ipv4AddressPrivate"]
-    (bundle, *_) = [r for r in run.of_type(REMOTE_FILES) if r.name.endswith("-promtail")]
+    (bundle, *_) = [r for r in run.of_type(REMOTE_FILES) if r.name.endswith("-agents")]
     assert contains_text(bundle.inputs["files"], f"http://{address}:3100/loki/api/v1/push")
+
+
+def _unit_images(run: ProgramRun) -> dict[str, str]:
+    """The image each rendered container unit runs (unit name -> reference), every host."""
+    images: dict[str, str] = {}
+    for bundle in run.of_type(REMOTE_FILES):
+        for file in plain(bundle.inputs["files"]):
+            if file["path"].startswith(f"{units.UNIT_DIR}/clipper-") and (
+                file["content"].startswith(units.UNIT_HEADER)
+            ):
+                description = next(
+                    line for line in file["content"].splitlines() if line.startswith("Description")
+                )
+                images[file["path"].rsplit("/", 1)[1]] = description.rsplit(", ", 1)[1]
+    return images
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_monitoring_container_runs_the_digest_the_preview_resolved(stack: str) -> None:
+    settings = stack_settings(stack)
+    images = _unit_images(stack_run(stack))
+    names = {"loki": "loki", "blackbox": "blackbox_exporter", "alertmanager": "alertmanager",
+             "prometheus": "prometheus", "grafana": "grafana", "alloy": "alloy",
+             "node-exporter": "node_exporter"}  # fmt: skip
+    assert set(images) == {f"clipper-{unit}.service" for unit in names}
+    for unit, field in names.items():
+        tagged = getattr(settings, f"image_{field}")
+        assert images[f"clipper-{unit}.service"] == f"{tagged}@{mock_registry_digest(tagged)}"
+
+
+def test_monitoring_images_are_exact_current_versions() -> None:
+    settings = stack_settings("production")
+    assert settings.image_prometheus == "prom/prometheus:v3.13.3"  # the 3.13 LTS line (supported to July 2027)
+    assert settings.image_loki == "grafana/loki:3.7.6"
+    assert settings.image_grafana.startswith("grafana/grafana:13.")
+    assert settings.image_alloy.startswith("grafana/alloy:v1.")
+    minor = int(settings.image_alertmanager.split(":v0.")[1].split(".")[0])
+    assert minor >= 28
 
 
 # ------------------------------------------------------------------ outputs and the project
