@@ -253,7 +253,9 @@ def test_every_monitoring_container_runs_the_digest_the_preview_resolved(stack: 
 
 def test_monitoring_images_are_exact_current_versions() -> None:
     settings = stack_settings("production")
-    assert settings.image_prometheus == "prom/prometheus:v3.13.3"  # the 3.13 LTS line (supported to July 2027)
+    assert (
+        settings.image_prometheus == "prom/prometheus:v3.13.3"
+    )  # the 3.13 LTS line (supported to July 2027)
     assert settings.image_loki == "grafana/loki:3.7.6"
     assert settings.image_grafana.startswith("grafana/grafana:13.")
     assert settings.image_alloy.startswith("grafana/alloy:v1.")
