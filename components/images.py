@@ -1,11 +1,16 @@
-"""The release's images: a registry the stack owns, what it builds, and every image by digest.
+"""The release's images: the account's registry, what the stack builds, and every image by digest.
 
-- A DigitalOcean Container Registry (`registryName`, `registryTier`, `registryRegion`) and two
-  credentials for it: a read-only one that each app host's Docker uses for every pull
+- The account's DigitalOcean Container Registry (`registryName`, `registryTier`,
+  `registryRegion`). DigitalOcean allows one registry per account, so the stacks of an account
+  share it: the one with `registryCreate` creates it (protected, and kept when that stack is
+  destroyed, since the other stacks pull from it); the others look it up by name. Repositories
+  are shared too (basic holds 5: backend, frontend, migrations), the tag says the stack:
+  `<registry>/<image>:<environment>-<source tag>`. Two credentials for it: a read-only one
+  that each app host's Docker uses for every pull
   (delivered over SSH as /etc/clipper/registry/config.json, mode 0600, by the release), and,
   when the stack builds images, a push credential that only the Pulumi engine uses.
 - Each image set to `build` is built by pulumi-docker from the app's source (components/
-  app_source.py) and pushed to the registry as `<registry>/<image>:<source tag>`; its pinned
+  app_source.py) and pushed as `<registry>/<image>:<environment>-<source tag>`; its pinned
   reference carries the digest the push returned.
 - Each prebuilt reference is resolved to its digest at preview (components/image_digest.py).
 
@@ -102,6 +107,33 @@ def _project_relative(path: Path) -> str:
 
 
 @dataclass(frozen=True)
+class RegistryRef:
+    """What the stack needs of the registry, whether it created it or found it."""
+
+    name: pulumi.Output[str]
+    endpoint: pulumi.Output[str]
+    server_url: pulumi.Output[str]
+
+
+def _account_registry(name: str, settings: Settings, child: pulumi.ResourceOptions) -> RegistryRef:
+    """The account's one registry: created by the stack with `registryCreate`, else looked up."""
+    if settings.registry_create:
+        created = do.ContainerRegistry(
+            f"{name}-registry",
+            name=settings.effective_registry_name,
+            subscription_tier_slug=settings.registry_tier,
+            region=settings.effective_registry_region,
+            # The other stacks of the account pull from it: never deleted with this one.
+            opts=pulumi.ResourceOptions.merge(
+                child, pulumi.ResourceOptions(protect=True, retain_on_delete=True)
+            ),
+        )
+        return RegistryRef(created.name, created.endpoint, created.server_url)
+    found = do.get_container_registry_output(name=settings.effective_registry_name)
+    return RegistryRef(found.name, found.endpoint, found.server_url)
+
+
+@dataclass(frozen=True)
 class ReleaseImagesArgs:
     """The stack's settings and the app source its built images come from."""
 
@@ -122,13 +154,7 @@ class ReleaseImages(pulumi.ComponentResource):
         super().__init__("clipper:images:ReleaseImages", name, None, opts)
         settings = args.settings
         child = pulumi.ResourceOptions(parent=self)
-        registry = do.ContainerRegistry(
-            f"{name}-registry",
-            name=settings.effective_registry_name,
-            subscription_tier_slug=settings.registry_tier,
-            region=settings.effective_registry_region,
-            opts=child,
-        )
+        registry = _account_registry(name, settings, child)
         # Read-only: a host that leaks it can pull the app, never replace it.
         pull = do.ContainerRegistryDockerCredentials(
             f"{name}-pull-credential", registry_name=registry.name, write=False, opts=child
@@ -140,10 +166,10 @@ class ReleaseImages(pulumi.ComponentResource):
                 f"{name}-push-credential", registry_name=registry.name, write=True, opts=child
             )
             login = pulumi.Output.secret(push.docker_credentials.apply(docker_login))
+            # Repositories are shared by the account's stacks; the tag says which stack's build.
+            tag = f"{settings.environment}-{args.source.tag}"
             for image, spec in specs.items():
-                image_name = registry.endpoint.apply(
-                    lambda e, i=image: f"{e}/{i}:{args.source.tag}"
-                )
+                image_name = registry.endpoint.apply(lambda e, i=image: f"{e}/{i}:{tag}")
                 built = docker.Image(
                     f"{name}-{image}",
                     image_name=image_name,

@@ -277,8 +277,12 @@ class Settings(BaseModel):
         " only); empty: build from appSourceGitUrl at appSourceRef."
     )
     registry_name: Annotated[str, AfterValidator(image_rules.registry_name)] = Field(
-        description="Name of the stack's DigitalOcean Container Registry; empty:"
-        " clipper-<environment>. One registry per DigitalOcean account."
+        description="Name of the account's DigitalOcean Container Registry; empty: clipper."
+        " DigitalOcean allows one registry per account, so the stacks of one account share it."
+    )
+    registry_create: bool = Field(
+        description="Whether this stack creates the registry (exactly one stack per account"
+        " does, protected and kept on delete; the others find it by name)."
     )
     registry_tier: Annotated[
         str, _one_of(tuple(image_rules.REGISTRY_TIER_REPOSITORIES), "registry subscription tier")
@@ -482,7 +486,7 @@ class Settings(BaseModel):
 
     @property
     def effective_registry_name(self) -> str:
-        return self.registry_name or f"clipper-{self.environment}"
+        return self.registry_name or "clipper"
 
     @property
     def effective_registry_region(self) -> str:
@@ -600,13 +604,13 @@ def _image_checks(s: Settings) -> list[str]:
             f' appSourceRef ("{s.app_source_ref}"), not both: which source to build is ambiguous'
         )
     limit = image_rules.REGISTRY_TIER_REPOSITORIES[s.registry_tier]
-    if limit is not None and len(built) > limit:
+    if s.registry_create and limit is not None and len(built) > limit:
         problems.append(
             f'{PROJECT}:registryTier = "{s.registry_tier}": holds {limit} repository, and this'
             f" stack builds {len(built)} images ({', '.join(built)}); allowed: basic or"
             " professional"
         )
-    if s.effective_registry_region not in image_rules.REGISTRY_REGIONS:
+    if s.registry_create and s.effective_registry_region not in image_rules.REGISTRY_REGIONS:
         problems.append(
             f'{PROJECT}:registryRegion = "{s.registry_region}": region {s.region} has no'
             " DigitalOcean Container Registry; allowed: one of "

@@ -227,6 +227,13 @@ class ClipperMocks(Mocks):
         return rid, out
 
     def call(self, args: MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
+        if args.token == "digitalocean:index/getContainerRegistry:getContainerRegistry":
+            # The account's registry, created by another stack (registryCreate false here).
+            rname = str(args.args.get("name", ""))
+            return {"id": rname, "name": rname, "serverUrl": REGISTRY_SERVER,
+                    "endpoint": f"{REGISTRY_SERVER}/{rname}", "region": "nyc3",
+                    "subscriptionTierSlug": "basic", "storageUsageBytes": 0,
+                    "createdAt": "2026-01-01T00:00:00Z"}, []  # fmt: skip
         if args.token == REGISTRY_IMAGE_LOOKUP:
             name = str(args.args.get("name", ""))
             digest = self.registry_digests.get(name) or mock_registry_digest(name)

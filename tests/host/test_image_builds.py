@@ -120,7 +120,7 @@ def _files_of(engine: DockerEngine, image: str, path: str, into: Path) -> dict[s
 def test_the_program_declares_the_three_builds(built: dict[str, BuiltImage]) -> None:
     assert set(built) == {"backend", "frontend", "migrations"}
     for image in built.values():
-        assert image.tag.endswith(f"/clipper-staging/{image.name}:dev")
+        assert image.tag.endswith(f"/clipper/{image.name}:staging-dev")
         print(f"{image.name}: {image.size_bytes} bytes, {image.pinned}")
 
 

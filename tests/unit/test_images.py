@@ -61,14 +61,29 @@ def _deploy_json(run: ProgramRun) -> dict[str, Any]:
 # ------------------------------------------------------------------------------ the registry
 
 
-@pytest.mark.parametrize("stack", STACKS)
-def test_the_stack_owns_a_registry_named_tiered_and_placed_by_its_settings(stack: str) -> None:
-    (registry,) = stack_run(stack).of_type(REGISTRY)
+def test_staging_creates_the_accounts_one_registry_protected_and_kept_on_delete() -> None:
+    # DigitalOcean allows one registry per account: staging creates it, production uses it.
+    (registry,) = stack_run("staging").of_type(REGISTRY)
     assert plain(registry.inputs) == {
-        "name": f"clipper-{stack}",
+        "name": "clipper",
         "subscriptionTierSlug": "basic",
         "region": "nyc3",
     }
+    # Production pulls from it: destroying staging must neither fail on it nor delete it.
+    assert registry.protect and registry.retain_on_delete
+
+
+def test_production_finds_the_registry_by_name_and_creates_none() -> None:
+    run = stack_run("production")
+    assert run.of_type(REGISTRY) == []
+    images = _deploy_json(run)["images"]
+    assert images["backend"].startswith("registry.digitalocean.com/clipper/backend:production-")
+
+
+def test_a_second_stack_creating_the_registry_would_be_a_second_registry() -> None:
+    # Both stack files of this repo are one account's stacks: exactly one creates it.
+    created = [s for s in STACKS if settings_for(s).registry_create]
+    assert created == ["staging"]
 
 
 def test_registry_settings_reach_the_resource() -> None:
@@ -89,7 +104,7 @@ def test_registry_settings_reach_the_resource() -> None:
 def test_hosts_get_a_read_only_credential_and_only_the_engine_a_push_one(stack: str) -> None:
     run = stack_run(stack)
     by_name = {r.name.rsplit("-", 2)[-2]: r for r in run.of_type(CREDENTIALS)}
-    assert plain(by_name["pull"].inputs) == {"registryName": f"clipper-{stack}", "write": False}
+    assert plain(by_name["pull"].inputs) == {"registryName": "clipper", "write": False}
     assert plain(by_name["push"].inputs)["write"] is True
     # Both tokens are secrets in state (the provider marks them), as the mocks mirror.
     assert all(is_secret(r.outputs["dockerCredentials"]) for r in by_name.values())
@@ -149,7 +164,7 @@ def test_the_stack_builds_and_pushes_the_three_images_from_the_apps_source(stack
         assert (build["context"], build["dockerfile"]) == expected[name]
         assert build["platform"] == "linux/amd64"
         assert plain(image.inputs["imageName"]) == (
-            f"registry.digitalocean.com/clipper-{stack}/{name}:{settings.app_source_ref}"
+            f"registry.digitalocean.com/clipper/{name}:{stack}-{settings.app_source_ref}"
         )
         assert image.inputs["skipPush"] is False
         # The push login (the write token) stays secret.
@@ -186,7 +201,7 @@ def test_a_local_checkout_builds_with_the_dev_tag(tmp_path: Path) -> None:
     run = custom_run("staging", overrides={"appSourcePath": str(source), "appSourceRef": ""})
     backend = run.named("staging-images-backend")
     assert plain(backend.inputs["build"])["context"] == str(source / "backend")
-    assert plain(backend.inputs["imageName"]).endswith("/backend:dev")
+    assert plain(backend.inputs["imageName"]).endswith("/backend:staging-dev")
 
 
 def test_a_git_source_is_fetched_at_its_ref_into_a_clean_detached_checkout() -> None:
@@ -279,7 +294,7 @@ def test_another_source_ref_rebuilds_and_changes_the_deploy_trigger() -> None:
     old = plain(_command(base, "deploy").inputs["triggers"])
     new = plain(_command(moved, "deploy").inputs["triggers"])
     assert old != new
-    assert any(str(t).startswith("registry.digitalocean.com/clipper-staging/backend:aaaa")
+    assert any(str(t).startswith("registry.digitalocean.com/clipper/backend:staging-aaaa")
                for t in new)  # fmt: skip
 
 

@@ -284,7 +284,7 @@ def test_the_scripts_bundle_installs_the_host_script_and_its_config_in_plain_tex
     config = json.loads(files[host_layout.DEPLOY_CONFIG_FILE]["content"])
     # Built from the app's source and pushed to the stack's registry, pinned by digest.
     assert config["images"]["backend"].startswith(
-        "registry.digitalocean.com/clipper-staging/backend:"
+        "registry.digitalocean.com/clipper/backend:staging-"
     )
     assert "@sha256:" in config["images"]["backend"]
 
