@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,6 +107,11 @@ def _project_relative(path: Path) -> str:
     return str(path.relative_to(PROJECT_DIR)) if path.is_relative_to(PROJECT_DIR) else str(path)
 
 
+def _image_name(image: str, tag: str) -> Callable[[str], str]:
+    """`<endpoint>/<image>:<tag>` once the registry's endpoint is known."""
+    return lambda endpoint: f"{endpoint}/{image}:{tag}"
+
+
 @dataclass(frozen=True)
 class RegistryRef:
     """What the stack needs of the registry, whether it created it or found it."""
@@ -169,7 +175,7 @@ class ReleaseImages(pulumi.ComponentResource):
             # Repositories are shared by the account's stacks; the tag says which stack's build.
             tag = f"{settings.environment}-{args.source.tag}"
             for image, spec in specs.items():
-                image_name = registry.endpoint.apply(lambda e, i=image: f"{e}/{i}:{tag}")
+                image_name = registry.endpoint.apply(_image_name(image, tag))
                 built = docker.Image(
                     f"{name}-{image}",
                     image_name=image_name,
