@@ -185,12 +185,20 @@ def do_logs(runner: SshRunner, hosts: Sequence[FleetHost], args: Any) -> int:
             remote = commands.container_logs(container, args.since, args.lines, args.follow)
         return runner.run(host, remote, on_line=show, timeout=None if args.follow else 120)
 
+    runs: dict[str, HostRun] = {}
+    workers = [
+        threading.Thread(target=lambda h=h: runs.__setitem__(h.name, one(h)), daemon=True)
+        for h in hosts
+    ]
+    for worker in workers:
+        worker.start()
     try:
-        with ThreadPoolExecutor(max_workers=len(hosts)) as pool:
-            runs = list(pool.map(one, hosts))
+        while any(worker.is_alive() for worker in workers):
+            time.sleep(0.2)  # the main thread stays free for Ctrl-C
     except KeyboardInterrupt:
+        runner.stop()  # `--follow` ends here: close every host's session
         return EXIT_OK
-    return EXIT_OK if all(r.returncode == 0 for r in runs) else EXIT_FAILED
+    return EXIT_OK if all(r.returncode == 0 for r in runs.values()) else EXIT_FAILED
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -149,10 +149,12 @@ def switch_moment(lines: Sequence[Line]) -> float | None:
 
 
 def failure_reason(run: HostRun) -> str:
-    """The host script's own error lines (stderr first), short enough for one report line."""
+    """The host script's error headline (its first stderr line: which step failed and why)
+    and its last line, short enough for one report line; the full text was shown live."""
     text = run.stderr.strip() or run.stdout.strip()
-    kept = [line.strip() for line in text.splitlines() if line.strip()][-6:]
-    return f"exit {run.returncode}: " + (" | ".join(kept) or "no output")
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    kept = lines[:1] + lines[-1:] if len(lines) > 1 else lines
+    return f"exit {run.returncode}: " + (" ... ".join(kept) or "no output")
 
 
 RunOnHost = Callable[[FleetHost, Sequence[str]], HostRun]

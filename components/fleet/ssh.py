@@ -120,6 +120,14 @@ class SshRunner:
 
     def __init__(self, access: SshAccess) -> None:
         self.access = access
+        self._live: set[subprocess.Popen[str]] = set()
+        self._guard = threading.Lock()
+
+    def stop(self) -> None:
+        """End every session still running (`logs --follow` on Ctrl-C)."""
+        with self._guard:
+            for proc in self._live:
+                proc.terminate()
 
     def run(
         self,
@@ -145,6 +153,8 @@ class SshRunner:
             text=True, errors="replace",
         )  # fmt: skip
         assert proc.stdout is not None and proc.stderr is not None
+        with self._guard:
+            self._live.add(proc)
         pumps = [
             threading.Thread(target=pump, args=(proc.stdout, "stdout"), daemon=True),
             threading.Thread(target=pump, args=(proc.stderr, "stderr"), daemon=True),
@@ -165,4 +175,6 @@ class SshRunner:
             raise
         for thread in pumps:
             thread.join(timeout=5)
+        with self._guard:
+            self._live.discard(proc)
         return result

@@ -162,7 +162,7 @@ def status_table(statuses: Sequence[HostStatus]) -> str:
         if not s.reachable:
             rows.append([s.host, "-", "-", "UNREACHABLE", "-", "-", "-", "-"])
             continue
-        backup = s.last_backup or (f"error: {s.backup_error}" if s.backup_error else "-")
+        backup = s.last_backup or ("ERROR (status --json)" if s.backup_error else "-")
         rows.append([
             s.host, s.active_color or "-", s.active_release or "(none)",
             "ok" if s.healthy else "UNHEALTHY", describe_lock(s.lock), backup,
