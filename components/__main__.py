@@ -3,6 +3,7 @@
     python -m components plan --stack staging [--json]
     python -m components render --stack staging --out build/staging
     python -m components ops --stack production status|rollback|logs|lock   (components/fleet)
+    python -m components notify --stack production --result success ...  (CI, Slack)
 
 Exit codes: 0 done, 2 invalid settings or usage (the message names the key), 1 anything else.
 """
@@ -22,6 +23,10 @@ def main(argv: list[str] | None = None) -> int:
         from components.fleet.cli import main as ops_main
 
         return ops_main(argv[1:])
+    if argv[:1] == ["notify"]:
+        from components.fleet.notify import main as notify_main
+
+        return notify_main(argv[1:])
     parser = argparse.ArgumentParser(
         prog="python -m components", description=__doc__.split("\n")[0]
     )
@@ -35,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     render.add_argument("--out", required=True, type=Path)
     render.add_argument("--project-dir", type=Path, default=None, help=argparse.SUPPRESS)
     sub.add_parser("ops", help="the fleet command: ops --stack STACK status|rollback|logs|lock")
+    sub.add_parser("notify", help="tell Slack what a pulumi up did (CI; SLACK_WEBHOOK_URL)")
     args = parser.parse_args(argv)
 
     warnings.filterwarnings("ignore", category=DeprecationWarning)
