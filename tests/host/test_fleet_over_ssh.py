@@ -73,7 +73,8 @@ def fleet(
                 database_extensions=list(TEST_EXTENSIONS),
                 ready_timeout_seconds=20, drain_seconds=1, release_keep=2,
             )  # fmt: skip
-        fleet = write_access_files(droplets, key.read_text(), workdir, env)
+        shipped = images_for(release_images, "v2", release_images.migrate)
+        fleet = write_access_files(droplets, key.read_text(), workdir, env, shipped)
         for release in ("v1", "v2"):
             for droplet in droplets:
                 droplet.write_config(
@@ -127,6 +128,9 @@ def test_status_shows_both_hosts_on_one_release_in_a_table_and_as_json(fleet_on_
     for name, row in zip(("app-1", "app-2"), rows, strict=True):
         assert row.split()[:5] == [name, row.split()[1], v2, "ok", "free"]
     assert "one release live, all healthy" in table.stdout
+    # What the stack shipped (its releaseImages output) is what both hosts serve.
+    shipped = fleet.ops("status", "--expect-shipped")
+    assert shipped.returncode == 0, shipped.stdout
 
     doc = json.loads(fleet.ops("status", "--json").stdout)
     assert doc["ok"] and doc["live_releases"] == {v2: ["app-1", "app-2"]}
@@ -192,6 +196,9 @@ def test_a_rollback_that_fails_on_the_second_host_stops_and_says_so(
         assert f"PROBLEM: 2 releases are live: {ids['app-1']} on app-1; {v2} on app-2" in (
             status.stdout
         )
+        shipped = fleet.ops("status", "--expect-shipped").stdout
+        assert "PROBLEM: app-1 serves {'backend': 'local/clipper-backend:v1'" in shipped
+        assert "app-2 serves" not in shipped
     finally:
         two.write_env(fleet.env)
 

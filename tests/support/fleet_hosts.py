@@ -259,11 +259,17 @@ class Fleet:
 
 
 def write_access_files(
-    droplets: list[FleetDroplet], private_key: str, workdir: Path, env: dict[str, str]
+    droplets: list[FleetDroplet],
+    private_key: str,
+    workdir: Path,
+    env: dict[str, str],
+    shipped: Mapping[str, str],
 ) -> Fleet:
     """The outputs file (as `pulumi stack output --json --show-secrets` prints it, addresses
-    being ssh_config aliases) and the ssh_config that maps each alias to its droplet."""
+    being ssh_config aliases; `shipped` the releaseImages of the last `up`) and the
+    ssh_config that maps each alias to its droplet."""
     outputs = {
+        "releaseImages": dict(shipped),
         "siteUrl": "https://staging.clipper.example.com",
         "fleetHosts": {
             "app": [
