@@ -454,3 +454,30 @@ def test_access_log_lines_before_since_are_dropped() -> None:
 
 def test_lines_are_prefixed_by_an_aligned_host_name() -> None:
     assert prefixed("app-1", "GET /", 7) == "app-1   | GET /"
+
+
+# ---------------------------------------------------------------- the command line
+
+
+def test_missing_outputs_stop_the_command_with_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from components.__main__ import main
+
+    code = main(
+        ["ops", "--stack", "staging", "--outputs-file", str(tmp_path / "no.json"), "status"]
+    )
+    assert code == 2
+    assert f"cannot read --outputs-file {tmp_path / 'no.json'}" in capsys.readouterr().err
+
+
+def test_a_bad_since_stops_before_any_ssh(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from components.fleet.cli import main
+
+    file = tmp_path / "outputs.json"
+    file.write_text(json.dumps(outputs()))
+    code = main(["--stack", "production", "--outputs-file", str(file), "logs", "--since", "soon"])
+    assert code == 2
+    assert "--since 'soon': give a duration" in capsys.readouterr().out
