@@ -9,7 +9,9 @@ by components/stack.py: `fleetHosts` (plain: names and addresses per role) and
 from __future__ import annotations
 
 import json
+import stat
 import subprocess
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,8 +63,16 @@ def read_outputs(stack: str, outputs_file: Path | None, run: Run = subprocess.ru
     if outputs_file is not None:
         try:
             text = outputs_file.read_text(encoding="utf-8")
+            mode = outputs_file.stat().st_mode
         except OSError as err:
             raise OutputsError(f"cannot read --outputs-file {outputs_file}: {err}") from None
+        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+            # It holds the deploy key: say so, as ssh does for a key file anyone can read.
+            print(
+                f"ops: warning: {outputs_file} (it holds the deploy key) is readable by others:"
+                f" chmod 600 {outputs_file}",
+                file=sys.stderr,
+            )
         where = str(outputs_file)
     else:
         argv = pulumi_outputs_argv(stack)

@@ -481,3 +481,16 @@ def test_a_bad_since_stops_before_any_ssh(
     code = main(["--stack", "production", "--outputs-file", str(file), "logs", "--since", "soon"])
     assert code == 2
     assert "--since 'soon': give a duration" in capsys.readouterr().out
+
+
+def test_an_outputs_file_others_can_read_is_warned_about(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    file = tmp_path / "outputs.json"
+    file.write_text(json.dumps(outputs()))
+    file.chmod(0o600)
+    read_outputs("production", file)
+    assert capsys.readouterr().err == ""
+    file.chmod(0o644)
+    read_outputs("production", file)
+    assert f"chmod 600 {file}" in capsys.readouterr().err
