@@ -2,6 +2,8 @@
 
     python -m components plan --stack staging [--json]
     python -m components render --stack staging --out build/staging
+    python -m components ops --stack production status|rollback|logs|lock   (components/fleet)
+    python -m components notify --stack production --result success ...  (CI, Slack)
 
 Exit codes: 0 done, 2 invalid settings or usage (the message names the key), 1 anything else.
 """
@@ -15,6 +17,16 @@ from pathlib import Path
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["ops"]:
+        # The fleet command runs against a deployed stack, not under mocks: its own parser.
+        from components.fleet.cli import main as ops_main
+
+        return ops_main(argv[1:])
+    if argv[:1] == ["notify"]:
+        from components.fleet.notify import main as notify_main
+
+        return notify_main(argv[1:])
     parser = argparse.ArgumentParser(
         prog="python -m components", description=__doc__.split("\n")[0]
     )
@@ -27,6 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     render.add_argument("--stack", required=True)
     render.add_argument("--out", required=True, type=Path)
     render.add_argument("--project-dir", type=Path, default=None, help=argparse.SUPPRESS)
+    sub.add_parser("ops", help="the fleet command: ops --stack STACK status|rollback|logs|lock")
+    sub.add_parser("notify", help="tell Slack what a pulumi up did (CI; SLACK_WEBHOOK_URL)")
     args = parser.parse_args(argv)
 
     warnings.filterwarnings("ignore", category=DeprecationWarning)

@@ -212,6 +212,16 @@ def build_stack(settings: Settings, secrets: Secrets) -> dict[str, pulumi.Input[
         ),
     )  # fmt: skip
     outputs: dict[str, pulumi.Input[object]] = {}
+    # What `python -m components ops` reaches (components/fleet): every host by role, plain.
+    fleet_roles: dict[str, list[dict[str, pulumi.Input[object]]]] = {
+        "app": [
+            {"name": h.name, "droplet": d.name, "publicAddress": d.public_ipv4,
+             "privateAddress": d.private_ipv4, "backups": n == 1,
+             # The key each remote command pins: the fleet command pins the same one.
+             "hostKey": h.host_key}
+            for n, (h, d) in enumerate(zip(app_hosts, app.droplets, strict=True), 1)
+        ]
+    }  # fmt: skip
     if monitoring_tag is not None:
         if secrets.alert_smtp_password is None:
             raise SettingsError(env, ["alertSmtpPassword is required when monitoring is on"])
@@ -233,6 +243,10 @@ def build_stack(settings: Settings, secrets: Secrets) -> dict[str, pulumi.Input[
             ),
         )  # fmt: skip
         project_urns += [monitoring.droplet_urn, monitoring.volume_urn]
+        fleet_roles["monitoring"] = [
+            {"name": "monitoring", "droplet": f"clipper-{env}-monitoring",
+             "publicAddress": monitoring.public_ipv4, "privateAddress": monitoring.private_ipv4}
+        ]  # fmt: skip
         outputs = {
             "monitoringAddress": monitoring.public_ipv4,
             "monitoringTunnel": monitoring.tunnel_command,
@@ -255,6 +269,9 @@ def build_stack(settings: Settings, secrets: Secrets) -> dict[str, pulumi.Input[
         "releaseDeployLogs": release.deploy_logs,
         "backupBucket": backups.bucket_name,
         "backupEndpoint": backups.bucket_endpoint,
+        "fleetHosts": fleet_roles,
+        # A secret output: the fleet command's SSH key (`--show-secrets`); never printed plain.
+        "deployPrivateKey": deploy_key.private_key_openssh,
     }
 
 
