@@ -1,0 +1,472 @@
+"""First boot for real: each droplet's exact user-data under cloud-init 25 in a systemd container.
+
+The program runs under mocks (as `pulumi preview` would) and we take the `userData` it declares
+for the droplet, unchanged except for what DigitalOcean itself provides: the deploy key's public
+line (the mocks' is not a usable key; here the test's own) and the cache cluster's CA
+certificate (the CA that signed the parity Valkey's certificate). That user-data is seeded to
+real cloud-init (NoCloud) in a container from the Debian 13 rootfs (tests/support/booted_host.py
+names every container substitution: sysctl, swapon, writable cgroups, dockerd's IPv6 sysctl) and
+booted. Debian's packages stand in for Ubuntu's under the same names (the user-data names none
+that Debian lacks); the package mirror is Debian's.
+
+Then, on the booted host, with the real tools: cloud-init's verdict and the ready marker, sshd,
+ufw (inside the container's own network namespace only), fail2ban, unattended-upgrades, chrony,
+journald, swap, Docker's log rotation, the Valkey TLS tunnel to a Valkey 8 container, nginx's
+edge site, node_exporter's reach. Then the program's own remote commands for the host, in
+`pulumi up`'s order, over SSH, against PostgreSQL 17 + pgvector, PgBouncer and Valkey 8
+(tests/support/parity.py, tests/support/first_boot.py); then a reboot.
+
+One boot per host and module: staging's app host (TLS by certbot on the host), production's app
+host (PROXY protocol behind the load balancer) and staging's monitoring host.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from components import host_layout
+from components.offline.mocks import FAKE_CA_PEM
+from components.offline.runner import ProgramRun
+from components.renderers import cloud_init, valkey_tunnel
+from components.settings import Settings
+from tests.support import DockerEngine, cache_dir, file_lock, make_tls_files, wait_until
+from tests.support.booted_host import BootedHost, HostNetworks, boot_image, substitute_user_data
+from tests.support.first_boot import (
+    REGISTRY_HOST,
+    TlsRegistry,
+    command_text,
+    env_values,
+    remote_commands,
+)
+from tests.support.parity import (
+    ParityPgBouncer,
+    ParityPostgres,
+    ParityValkey,
+    Placement,
+    PoolSpec,
+    services_image,
+)
+from tests.support.program import custom_run, of_role, plain, settings_for
+from tests.support.release_host import ReleaseImages
+
+pytestmark = [pytest.mark.host, pytest.mark.slow]
+
+DROPLET = "digitalocean:index/droplet:Droplet"
+CLUSTER = "digitalocean:index/databaseCluster:DatabaseCluster"
+
+
+@dataclass
+class World:
+    """One booted droplet, what the program declared for it, and the services it talks to."""
+
+    stack: str
+    run: ProgramRun
+    settings: Settings
+    host: BootedHost
+    boot_status: str
+    boot_seconds: float
+    services: dict[str, Any] = field(default_factory=dict)
+    app_env: dict[str, str] = field(default_factory=dict)
+    admin_env: dict[str, str] = field(default_factory=dict)
+
+
+@pytest.fixture(scope="module")
+def first_boot_lock() -> Iterator[None]:
+    """One first-boot module at a time per machine: the networks use the stacks' own ranges."""
+    with file_lock(cache_dir() / "first-boot.lock"):
+        yield
+
+
+@pytest.fixture(scope="module")
+def droplet_image(docker_engine: DockerEngine) -> str:
+    return boot_image(docker_engine)
+
+
+@pytest.fixture(scope="module")
+def deploy_key() -> Iterator[Path]:
+    """The deploy key pulumi's tls.PrivateKey would make (the mocks' is not a real key)."""
+    folder = Path(tempfile.mkdtemp(prefix="clipper-fb-key-"))
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "deploy", "-f", str(folder / "id")],
+        check=True,
+    )
+    yield folder / "id"
+    subprocess.run(["rm", "-rf", str(folder)], check=False)
+
+
+def _droplet_user_data(run: ProgramRun, role: str) -> str:
+    return str(plain(of_role(run, DROPLET, role)[0].inputs["userData"]))
+
+
+def _mock_deploy_key(run: ProgramRun, user_data: str) -> str:
+    keys = [
+        str(plain(r.outputs["publicKeyOpenssh"])).strip()
+        for r in run.of_type("tls:index/privateKey:PrivateKey")
+    ]
+    found = [k for k in keys if k in user_data]
+    assert len(found) == 1, "the deploy key's public line is not in the user-data"
+    return found[0]
+
+
+def _cluster(run: ProgramRun, engine: str) -> tuple[str, int]:
+    reg = next(r for r in run.of_type(CLUSTER) if r.inputs.get("engine") == engine)
+    return str(plain(reg.outputs["privateHost"])), int(plain(reg.outputs["port"]))
+
+
+def _boot(
+    engine: DockerEngine, image: str, networks: HostNetworks, name: str, user_data: str,
+    key: Path, index: int,
+) -> tuple[BootedHost, str, float]:  # fmt: skip
+    host = BootedHost(engine, image, networks, name, user_data, key, index=index)
+    started = time.monotonic()
+    host.__enter__()
+    status = host.wait_for_cloud_init()
+    return host, status, round(time.monotonic() - started, 1)
+
+
+def _install_on(host: BootedHost, path: str, text: str) -> None:
+    host.engine.run(
+        ["exec", "-i", host.name, "sh", "-c", f'install -d "$(dirname {path})" && cat > {path}'],
+        input=text,
+    )
+
+
+def _data_stores(
+    exits: ExitStack, engine: DockerEngine, world: World, prefix: str, tls_root: Path,
+    network: str,
+) -> None:  # fmt: skip
+    """PostgreSQL 17 + pgvector, its PgBouncer pool and Valkey 8, under the private names and
+    ports the program's env files name, with the logins and database DigitalOcean would make."""
+    app, admin = world.app_env, world.admin_env
+    image = services_image(engine)
+    valkey_host, valkey_port = _cluster(world.run, "valkey")
+    assert (int(admin["PGPORT"]), int(app["DB_PORT"]), valkey_port) == (
+        ParityPostgres.port, ParityPgBouncer.port, ParityValkey.port,
+    )  # fmt: skip
+
+    def placement(host: str) -> Placement:
+        tls = make_tls_files(tls_root / host, common_name="parity", dns_names=(host,), ip_addresses=())
+        return Placement(engine, image, network, host, tls)
+
+    pg = exits.enter_context(ParityPostgres(placement(admin["PGHOST"]), f"{prefix}-postgres"))
+    # STAND-IN: DigitalOcean's doadmin is no superuser but may create allow-listed extensions
+    # (vector among them); a superuser here does the same for CREATE EXTENSION.
+    pg.psql(
+        f"CREATE ROLE \"{admin['PGUSER']}\" LOGIN SUPERUSER PASSWORD '{admin['PGPASSWORD']}';\n"
+        f"CREATE ROLE \"{app['DB_USER']}\" LOGIN PASSWORD '{app['DB_PASSWORD']}';\n"
+        f"CREATE DATABASE \"{admin['PGDATABASE']}\" OWNER \"{admin['PGUSER']}\";\n"
+    )
+    pool = ParityPgBouncer(
+        placement(app["DB_HOST"]), f"{prefix}-pool",
+        PoolSpec(app["DB_NAME"], admin["PGDATABASE"], app["DB_USER"], app["DB_PASSWORD"]),
+        server_host=admin["PGHOST"],
+    )  # fmt: skip
+    world.services["postgres"] = pg
+    world.services["pool"] = exits.enter_context(pool)
+    valkey = ParityValkey(placement(valkey_host), f"{prefix}-valkey", app["REDIS_PASSWORD"])
+    world.services["valkey"] = exits.enter_context(valkey)
+
+
+def _app_world(
+    stack: str, engine: DockerEngine, image: str, base_image: str, images: ReleaseImages,
+    key: Path, tmp: Path,
+) -> Iterator[World]:  # fmt: skip
+    """Boot `stack`'s app-1 from its user-data into its own networks, registry and stores."""
+    committed = settings_for(stack)
+    prefix = f"clipper-fb-{os.getpid()}-{stack}"
+    with ExitStack() as exits:
+        networks = exits.enter_context(
+            HostNetworks(engine, committed.admin_cidrs[0], committed.vpc_ip_range, prefix=prefix)
+        )
+        registry = exits.enter_context(
+            TlsRegistry(engine, base_image, networks.names["internet"], name=f"{prefix}-registry")
+        )
+        overrides = {**registry.publish(images), "releaseDrainSeconds": "2"}
+        run = custom_run(stack, overrides=overrides)
+        env_stdin = plain(run.named(f"{stack}-release-app-1-env-install").inputs["stdin"])
+        world = World(stack, run, settings_for(stack, **overrides), None, "", 0.0)  # type: ignore[arg-type]
+        world.app_env = env_values(env_stdin, host_layout.BACKEND_ENV_FILE)
+        world.admin_env = env_values(env_stdin, host_layout.DB_ADMIN_ENV_FILE)
+        _data_stores(exits, engine, world, prefix, tmp, networks.names["vpc"])
+
+        original = _droplet_user_data(run, "app")
+        valkey_ca = world.services["valkey"].placement.tls.ca_cert.read_text()
+        user_data = substitute_user_data(
+            original,
+            # SUBSTITUTION: what tls.PrivateKey and getDatabaseCa would return (see docstring).
+            replace_keys={_mock_deploy_key(run, original): key.with_suffix(".pub").read_text()},
+            replace_files={host_layout.VALKEY_CA_FILE: valkey_ca},
+        )
+        assert FAKE_CA_PEM.strip() not in user_data
+        host = BootedHost(engine, image, networks, f"{prefix}-app-1", user_data, key)
+        exits.enter_context(host)
+        started = time.monotonic()
+        world.boot_status = host.wait_for_cloud_init()
+        world.boot_seconds = round(time.monotonic() - started, 1)
+        world.host = host
+        # SUBSTITUTION for ghcr.io's publicly trusted certificate: the test registry's CA.
+        _install_on(
+            host, f"/etc/docker/certs.d/{REGISTRY_HOST}/ca.crt", registry.ca_cert.read_text()
+        )
+        yield world
+
+
+@pytest.fixture(scope="module")
+def staging(
+    first_boot_lock: None, docker_engine: DockerEngine, droplet_image: str, base_image: str,
+    release_images: ReleaseImages, deploy_key: Path, tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[World]:  # fmt: skip
+    """Staging's app-1, booted (certbot on the host, one droplet behind a reserved IP)."""
+    yield from _app_world(
+        "staging", docker_engine, droplet_image, base_image, release_images, deploy_key,
+        tmp_path_factory.mktemp("staging-tls"),
+    )  # fmt: skip
+
+
+# ------------------------------------------------------------------------------ helpers
+
+
+def _https(world: World, path: str, *, role: str = "admin") -> tuple[int, str]:
+    """GET https://<domain><path> on the droplet's address (the placeholder cert: -k)."""
+    domain, address = world.settings.domain, world.host.address(role)
+    proc = subprocess.run(
+        ["curl", "-sk", "--max-time", "10", "--resolve", f"{domain}:443:{address}",
+         "-w", "\n%{http_code}", f"https://{domain}{path}"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    body, _, code = proc.stdout.rpartition("\n")
+    return int(code or 0), body
+
+
+def _connects(address: str, port: int, timeout: float = 3.0) -> bool:
+    try:
+        with socket.create_connection((address, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _resp(*parts: str) -> bytes:
+    return b"".join(
+        [f"*{len(parts)}\r\n".encode()]
+        + [f"${len(p.encode())}\r\n{p}\r\n".encode() for p in parts]
+    )
+
+
+# ------------------------------------------------------------------------------ the boot
+
+
+def test_cloud_init_finishes_without_errors_and_the_ready_marker_comes_last(
+    staging: World,
+) -> None:
+    status = json.loads(staging.host.exec("cloud-init", "status", "--format", "json"))
+    assert status["status"] == "done", staging.boot_status
+    assert status["errors"] == [], staging.boot_status
+    assert status["recoverable_errors"] == {}, status["recoverable_errors"]
+    output = staging.host.exec("cat", "/var/log/cloud-init-output.log")
+    steps = re.findall(r"^==> clipper-host-setup: (.*)$", output, re.MULTILINE)
+    assert steps[0] == "kernel settings and journal limits" and steps[-1] == "ready", steps
+    assert "nginx" in steps and "valkey tls tunnel" in steps
+    stamp = staging.host.exec("cat", host_layout.HOST_READY_FILE).strip()
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", stamp)
+    # The marker is younger than everything the setup script started before it.
+    nginx_up = staging.host.exec(
+        "systemctl", "show", "-p", "ActiveEnterTimestampMonotonic", "--value", "nginx.service"
+    )
+    marker_age = staging.host.exec("sh", "-c", f"echo $(( $(date +%s) - $(stat -c %Y {host_layout.HOST_READY_FILE}) ))")
+    uptime = float(staging.host.exec("cut", "-d", " ", "-f1", "/proc/uptime"))
+    assert float(nginx_up) / 1e6 <= uptime - int(marker_age) + 1
+
+
+def test_sshd_admits_the_deploy_user_by_key_and_refuses_root_and_passwords(
+    staging: World,
+) -> None:
+    host = staging.host
+    me = host.ssh("id -un; id -Gn")
+    assert me.returncode == 0, me.stderr
+    assert me.stdout.split()[0] == host_layout.DEPLOY_USER and "docker" in me.stdout.split()
+    root = host.ssh("true", user="root")
+    assert root.returncode == 255 and "Permission denied" in root.stderr
+    password = subprocess.run(
+        [*host.ssh_args(), "-o", "PubkeyAuthentication=no",
+         "-o", "PreferredAuthentications=password,keyboard-interactive", "true"],
+        capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    # The server offers no method but publickey.
+    assert password.returncode == 255 and "Permission denied (publickey)" in password.stderr
+    effective = host.exec("sshd", "-T")
+    for line in ("passwordauthentication no", "permitrootlogin no", "kbdinteractiveauthentication no",
+                 f"allowusers {host_layout.DEPLOY_USER}", "authenticationmethods publickey"):  # fmt: skip
+        assert line in effective.splitlines(), line
+
+
+def test_ufw_admits_ssh_only_from_admin_networks_and_node_exporter_only_from_the_vpc(
+    staging: World,
+) -> None:
+    host = staging.host
+    assert "Status: active" in host.exec("ufw", "status")
+    # From this machine, each address is reached from that network's gateway address:
+    # 203.0.113.1 is in the admin CIDR, 10.x.0.1 in the VPC, 198.18.77.1 in neither.
+    assert _connects(host.address("admin"), 22)
+    assert not _connects(host.address("internet"), 22)
+    assert not _connects(host.address("vpc"), 22)
+    metrics = subprocess.run(
+        ["curl", "-sf", "--max-time", "5", f"http://{host.address('vpc')}:9100/metrics"],
+        capture_output=True, text=True, check=False,
+    )
+    assert metrics.returncode == 0 and "node_uname_info" in metrics.stdout
+    assert not _connects(host.address("internet"), host_layout.NODE_EXPORTER_PORT)
+    assert not _connects(host.address("admin"), host_layout.NODE_EXPORTER_PORT)
+    # The web is open to everyone on a host that ends TLS itself.
+    assert _connects(host.address("internet"), 443)
+    # ufw ran in the droplet's network namespace only: this machine has no ufw rules.
+    mine = subprocess.run(["iptables-save"], capture_output=True, text=True, check=False)
+    assert "ufw" not in mine.stdout
+
+
+def test_fail2ban_runs_the_sshd_jail_on_the_journal(staging: World) -> None:
+    jail = staging.host.exec("fail2ban-client", "status", "sshd")
+    assert "Currently banned" in jail
+    assert "Journal matches" in jail and "_SYSTEMD_UNIT=ssh.service" in jail, jail
+
+
+def test_upgrades_time_journal_swap_kernel_and_docker_logs_are_set_up(staging: World) -> None:
+    host, s = staging.host, staging.settings
+    apt = host.exec("apt-config", "dump")
+    assert 'APT::Periodic::Unattended-Upgrade "1";' in apt
+    assert '"${distro_id}:${distro_codename}-security";' in apt
+    assert host.exec("systemctl", "is-enabled", "unattended-upgrades.service").strip() == "enabled"
+    dry = host.exec("unattended-upgrade", "--dry-run", "--debug", timeout=180)
+    assert re.search(r"Allowed origins are: .*o=Debian,a=trixie-security", dry), dry[-2000:]
+
+    assert host.exec("systemctl", "is-enabled", "chrony.service").strip() == "enabled"
+    assert host.exec("chronyd", "-p").count("pool ") or "server " in host.exec("chronyd", "-p")
+
+    journald = host.exec("systemd-analyze", "cat-config", "systemd/journald.conf")
+    assert "SystemMaxUse=1G" in journald
+    journal_log = host.exec("journalctl", "-b", "-u", "systemd-journald", "--no-pager")
+    assert re.search(r"System Journal .* max 1(\.0)?G,", journal_log), journal_log[-1500:]
+
+    size = s.app_swap_mb * 1024 * 1024
+    assert host.exec("stat", "-c", "%s %a", cloud_init.SWAP_FILE).split() == [str(size), "600"]
+    assert re.search(rf"^{cloud_init.SWAP_FILE}\s+none\s+swap", host.exec("cat", "/etc/fstab"), re.M)
+    assert f"would enable {cloud_init.SWAP_FILE} ({size} bytes" in host.exec(
+        "cat", "/var/log/clipper-test-swapon.log"
+    )
+    sysctl_log = host.exec("cat", "/var/log/clipper-test-sysctl.log")
+    for key in ("vm.swappiness=10", "net.core.somaxconn=4096"):
+        assert f"would set {key} ({cloud_init.SYSCTL_FILE})" in sysctl_log
+
+    assert host.exec("docker", "info", "--format", "{{.LoggingDriver}} {{.LiveRestoreEnabled}}").split() == ["json-file", "true"]
+
+
+def test_the_valkey_tunnel_carries_auth_set_get_to_valkey_over_verified_tls(
+    staging: World,
+) -> None:
+    host, valkey = staging.host, staging.services["valkey"]
+    assert host.exec("systemctl", "is-active", valkey_tunnel.TUNNEL_SERVICE).strip() == "active"
+    port = staging.settings.cache_tunnel_port
+    script = (
+        "import socket,sys\n"
+        f"s=socket.create_connection(('127.0.0.1',{port}),5)\n"
+        "s.sendall(sys.stdin.buffer.read()); s.settimeout(5); out=b''\n"
+        "while out.count(b'\\r\\n')<3:\n    out+=s.recv(4096)\n"
+        "print(out.decode())\n"
+    )
+    payload = (
+        _resp("AUTH", valkey.password) + _resp("SET", "first-boot", "through-the-tunnel")
+        + _resp("GET", "first-boot")
+    )  # fmt: skip
+    reply = host.engine.run(
+        ["exec", "-i", host.name, "python3", "-c", script], input=payload.decode()
+    ).stdout
+    assert reply.split()[:4] == ["+OK", "+OK", "$18", "through-the-tunnel"], reply
+    assert valkey.cli("GET", "first-boot") == "through-the-tunnel"
+    journal = host.exec("journalctl", "-u", valkey_tunnel.TUNNEL_SERVICE, "--no-pager")
+    assert "Certificate accepted" in journal or "verify ok" in journal.lower(), journal[-1500:]
+
+
+def test_nginx_serves_the_edge_site_with_the_placeholder_certificate(staging: World) -> None:
+    domain, address = staging.settings.domain, staging.host.address("internet")
+    redirect = subprocess.run(
+        ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code} %{redirect_url}", "--max-time", "5",
+         "-H", f"Host: {domain}", f"http://{address}/some/page"],
+        capture_output=True, text=True, check=False,
+    ).stdout.split()  # fmt: skip
+    assert redirect == ["301", f"https://{domain}/some/page"], redirect
+    cert = subprocess.run(
+        f"openssl s_client -connect {address}:443 -servername {domain} </dev/null 2>/dev/null"
+        " | openssl x509 -noout -subject -issuer",
+        shell=True, capture_output=True, text=True, check=False,
+    ).stdout  # fmt: skip
+    subject, issuer = (line.split("=", 1)[1].strip() for line in cert.splitlines()[:2])
+    assert domain in subject and subject == issuer, cert  # self-signed for the domain
+
+
+# ------------------------------------------------------------------------------ pulumi up
+
+
+def _app_host_commands(world: World) -> list[Any]:
+    """Every remote command the program runs on app-1, in dependency order: the release's, and
+    the backups' (they run on app-1). The monitoring stack's promtail commands are left out:
+    they need the monitoring host's Loki and Grafana's image, which cannot be pulled here."""
+    address = plain(of_role(world.run, DROPLET, "app")[0].outputs["ipv4Address"])
+    return remote_commands(
+        world.run,
+        lambda r: plain(r.inputs["connection"])["host"] == address and "-monitoring-" not in r.name,
+    )
+
+
+def test_the_programs_remote_commands_deploy_onto_the_booted_host(staging: World) -> None:
+    host = staging.host
+    steps = []
+    for reg in _app_host_commands(staging):
+        assert plain(reg.inputs["connection"])["user"] == host_layout.DEPLOY_USER
+        command, stdin = command_text(reg)
+        result = host.ssh(command, stdin)
+        assert result.returncode == 0, f"{reg.name} failed:\n{result.stdout}\n{result.stderr}"
+        steps.append(reg.name.removeprefix(f"{staging.stack}-"))
+    assert steps[0] == "release-app-1-ready" and "release-app-1-deploy" in steps, steps
+
+    assert wait_until(lambda: _https(staging, "/health/ready")[0] == 200, timeout=30, interval=1)
+    assert json.loads(_https(staging, "/api/v1/version")[1])["version"] == "v1"
+    assert _https(staging, "/health.html") == (200, "healthy\n")
+    pg = staging.services["postgres"]
+    db = staging.admin_env["PGDATABASE"]
+    assert pg.psql("SELECT extversion FROM pg_extension WHERE extname = 'vector';", db).startswith("0.8")
+    assert pg.psql("SELECT '[1,2,3]'::vector <-> '[1,2,4]'::vector;", db).strip() == "1"
+    assert pg.psql("SELECT version FROM schema_migrations;", db).strip() == "1"
+    # Docker's daemon.json: a container started without its own log options gets the rotation.
+    probe = host.exec("docker", "create", "--name", "log-probe", staging.settings.image_migrate, "true")
+    log_config = json.loads(host.exec("docker", "inspect", "--format", "{{json .HostConfig.LogConfig}}", probe.strip()))
+    host.exec("docker", "rm", "log-probe")
+    assert log_config == {"Type": "json-file", "Config": {"max-file": "5", "max-size": "20m"}}
+
+
+def test_a_reboot_brings_the_site_tunnel_nginx_and_firewall_back(staging: World) -> None:
+    host = staging.host
+    if _https(staging, "/health/ready")[0] != 200:
+        test_the_programs_remote_commands_deploy_onto_the_booted_host(staging)
+    host.reboot()
+    assert wait_until(lambda: _https(staging, "/health/ready")[0] == 200, timeout=90, interval=1), (
+        host.exec("journalctl", "-b", "--no-pager", "-n", "80", check=False)
+    )
+    assert json.loads(_https(staging, "/api/v1/version")[1])["version"] == "v1"
+    for unit in ("nginx.service", valkey_tunnel.TUNNEL_SERVICE, "docker.service", "ssh.service",
+                 "fail2ban.service", "prometheus-node-exporter.service"):  # fmt: skip
+        assert host.exec("systemctl", "is-active", unit, check=False).strip() == "active", unit
+    assert "Status: active" in host.exec("ufw", "status")
+    assert not _connects(host.address("internet"), 22)
