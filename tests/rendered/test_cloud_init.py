@@ -101,14 +101,15 @@ def test_only_keys_cloud_init_knows_are_used(stack: str) -> None:
 
 
 @pytest.mark.parametrize("stack", STACKS)
-def test_a_deploy_user_with_keys_docker_and_sudo_and_no_password(stack: str) -> None:
+def test_a_deploy_user_with_keys_docker_no_password_and_no_blanket_sudo(stack: str) -> None:
     doc = _doc(stack)
     (user,) = doc["users"]  # no distribution default user
     assert user["name"] == DEPLOY_USER
     assert user["lock_passwd"] is True and "passwd" not in user
     assert user["groups"] == ["docker"]
     assert "docker" in doc["groups"]  # exists before the docker.io package creates it
-    assert user["sudo"] == "ALL=(ALL) NOPASSWD:ALL"
+    # Its sudo rules are the narrowed sudoers file (tests/rendered/test_deploy_sudo.py).
+    assert "sudo" not in user
     assert all(k.startswith("ssh-ed25519 ") for k in user["ssh_authorized_keys"])
 
 
