@@ -79,6 +79,7 @@ class World:
     boot_status: str
     boot_seconds: float
     services: dict[str, Any] = field(default_factory=dict)
+    networks: HostNetworks | None = None
     app_env: dict[str, str] = field(default_factory=dict)
     admin_env: dict[str, str] = field(default_factory=dict)
 
@@ -182,14 +183,16 @@ def _data_stores(
 
 def _app_world(
     stack: str, engine: DockerEngine, image: str, base_image: str, images: ReleaseImages,
-    key: Path, tmp: Path,
+    key: Path, tmp: Path, slot: int,
 ) -> Iterator[World]:  # fmt: skip
     """Boot `stack`'s app-1 from its user-data into its own networks, registry and stores."""
     committed = settings_for(stack)
     prefix = f"clipper-fb-{os.getpid()}-{stack}"
     with ExitStack() as exits:
         networks = exits.enter_context(
-            HostNetworks(engine, committed.admin_cidrs[0], committed.vpc_ip_range, prefix=prefix)
+            HostNetworks(
+                engine, committed.admin_cidrs[0], committed.vpc_ip_range, prefix=prefix, slot=slot
+            )
         )
         registry = exits.enter_context(
             TlsRegistry(engine, base_image, networks.names["internet"], name=f"{prefix}-registry")
@@ -217,6 +220,7 @@ def _app_world(
         world.boot_status = host.wait_for_cloud_init()
         world.boot_seconds = round(time.monotonic() - started, 1)
         world.host = host
+        world.networks = networks
         # SUBSTITUTION for ghcr.io's publicly trusted certificate: the test registry's CA.
         _install_on(
             host, f"/etc/docker/certs.d/{REGISTRY_HOST}/ca.crt", registry.ca_cert.read_text()
@@ -232,8 +236,40 @@ def staging(
     """Staging's app-1, booted (certbot on the host, one droplet behind a reserved IP)."""
     yield from _app_world(
         "staging", docker_engine, droplet_image, base_image, release_images, deploy_key,
-        tmp_path_factory.mktemp("staging-tls"),
+        tmp_path_factory.mktemp("staging-tls"), slot=0,
     )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def production(
+    first_boot_lock: None, docker_engine: DockerEngine, droplet_image: str, base_image: str,
+    release_images: ReleaseImages, deploy_key: Path, tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[World]:  # fmt: skip
+    """Production's app-1, booted (behind the load balancer: PROXY protocol on :80 from the VPC)."""
+    yield from _app_world(
+        "production", docker_engine, droplet_image, base_image, release_images, deploy_key,
+        tmp_path_factory.mktemp("production-tls"), slot=1,
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def monitoring(staging: World, droplet_image: str, deploy_key: Path) -> Iterator[World]:
+    """Staging's monitoring droplet, booted in staging's networks next to app-1."""
+    run = staging.run
+    original = _droplet_user_data(run, "monitoring")
+    user_data = substitute_user_data(
+        original,
+        replace_keys={_mock_deploy_key(run, original): deploy_key.with_suffix(".pub").read_text()},
+        replace_files={},
+    )
+    assert staging.networks is not None
+    host = BootedHost(staging.host.engine, droplet_image, staging.networks,
+                      staging.host.name.replace("app-1", "monitoring"), user_data, deploy_key,
+                      index=11)  # fmt: skip
+    with host:
+        started = time.monotonic()
+        status = host.wait_for_cloud_init()
+        yield World("staging", run, staging.settings, host, status, round(time.monotonic() - started, 1))
 
 
 # ------------------------------------------------------------------------------ helpers
@@ -272,7 +308,7 @@ def _resp(*parts: str) -> bytes:
 def test_cloud_init_finishes_without_errors_and_the_ready_marker_comes_last(
     staging: World,
 ) -> None:
-    status = json.loads(staging.host.exec("cloud-init", "status", "--format", "json"))
+    status = json.loads(staging.host.exec("cloud-init", "status", "--format", "json", check=False))
     assert status["status"] == "done", staging.boot_status
     assert status["errors"] == [], staging.boot_status
     assert status["recoverable_errors"] == {}, status["recoverable_errors"]
@@ -430,16 +466,24 @@ def _app_host_commands(world: World) -> list[Any]:
     )
 
 
-def test_the_programs_remote_commands_deploy_onto_the_booted_host(staging: World) -> None:
-    host = staging.host
+def _run_remote_commands(world: World, commands: list[Any]) -> list[str]:
+    """Run `commands` over SSH as pulumi-command does (the declared command line and stdin, as
+    the deploy user); return their names without the stack prefix."""
     steps = []
-    for reg in _app_host_commands(staging):
+    for reg in commands:
         assert plain(reg.inputs["connection"])["user"] == host_layout.DEPLOY_USER
         command, stdin = command_text(reg)
-        result = host.ssh(command, stdin)
+        result = world.host.ssh(command, stdin)
         assert result.returncode == 0, f"{reg.name} failed:\n{result.stdout}\n{result.stderr}"
-        steps.append(reg.name.removeprefix(f"{staging.stack}-"))
+        steps.append(reg.name.removeprefix(f"{world.stack}-"))
+    return steps
+
+
+def test_the_programs_remote_commands_deploy_onto_the_booted_host(staging: World) -> None:
+    host = staging.host
+    steps = _run_remote_commands(staging, _app_host_commands(staging))
     assert steps[0] == "release-app-1-ready" and "release-app-1-deploy" in steps, steps
+    assert "backups-enable" in steps, steps
 
     assert wait_until(lambda: _https(staging, "/health/ready")[0] == 200, timeout=30, interval=1)
     assert json.loads(_https(staging, "/api/v1/version")[1])["version"] == "v1"
@@ -470,3 +514,100 @@ def test_a_reboot_brings_the_site_tunnel_nginx_and_firewall_back(staging: World)
         assert host.exec("systemctl", "is-active", unit, check=False).strip() == "active", unit
     assert "Status: active" in host.exec("ufw", "status")
     assert not _connects(host.address("internet"), 22)
+
+
+def test_sudo_allows_the_programs_and_the_readmes_commands_and_refuses_anything_else(
+    staging: World,
+) -> None:
+    host = staging.host
+    from tests.rendered.test_deploy_sudo import sudo_commands
+
+    listed = [*sudo_commands("staging"), *sudo_commands("production"),
+              "clipper-release status", "clipper-release rollback", "clipper-backup list",
+              "systemctl stop nginx", "systemctl start clipper-backup", "systemctl reboot"]  # fmt: skip
+    # A program that lives on another role's host (the monitoring activation) is checked there.
+    present = [c for c in listed if host.ssh(f"command -v {c.split()[0]}").returncode == 0]
+    assert len(present) > 10
+    for command in present:
+        check = host.ssh(f"sudo -n -l {command}")
+        assert check.returncode == 0, f"sudo refuses {command!r}: {check.stderr}"
+    status = host.ssh("sudo -n clipper-release status")
+    assert status.returncode == 0 and "blue" in status.stdout + status.stderr, status
+    for command in ("/bin/bash -c id", "cat /etc/shadow", "systemctl stop ssh",
+                    "python3 -c 'import os; os.setuid(0)'", "clipper-install-files --root /",
+                    "env apt-get install -y netcat-openbsd"):  # fmt: skip
+        refused = host.ssh(f"sudo -n {command}")
+        assert refused.returncode != 0, command
+        assert "a password is required" in refused.stderr, (command, refused.stderr)
+    evil = host.ssh(
+        "sudo -n /usr/local/sbin/clipper-install-files",
+        json.dumps({"files": [{"path": "/etc/sudoers.d/evil", "mode": "0440",
+                               "content": "deploy ALL=(ALL) NOPASSWD:ALL\n"}]}),
+    )  # fmt: skip
+    assert evil.returncode != 0 and "outside the allowlist" in evil.stderr, evil
+    assert host.exec("sh", "-c", "test -e /etc/sudoers.d/evil && echo present || echo absent").strip() == "absent"
+
+
+# ------------------------------------------------------------------------------ production
+
+
+def _proxied(world: World, path: str, *, proxy_protocol: bool = True) -> tuple[int, str]:
+    """GET http://<domain><path> on the droplet's VPC address, as the load balancer sends it."""
+    extra = ["--haproxy-protocol"] if proxy_protocol else []
+    proc = subprocess.run(
+        ["curl", "-s", "--max-time", "10", *extra, "-H", f"Host: {world.settings.domain}",
+         "-H", "X-Forwarded-Proto: https", "-w", "\n%{http_code}",
+         f"http://{world.host.address('vpc')}{path}"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    body, _, code = proc.stdout.rpartition("\n")
+    return int(code or 0), body
+
+
+def test_production_boots_clean_and_opens_http_to_the_vpc_only(production: World) -> None:
+    status = json.loads(production.host.exec("cloud-init", "status", "--format", "json", check=False))
+    assert (status["status"], status["errors"]) == ("done", []), production.boot_status
+    assert production.host.exec("test", "-f", host_layout.HOST_READY_FILE) == ""
+    host = production.host
+    assert _connects(host.address("vpc"), 80)
+    assert not _connects(host.address("internet"), 80)
+    assert not _connects(host.address("internet"), 443) and not _connects(host.address("vpc"), 443)
+    assert _connects(host.address("admin"), 22) and not _connects(host.address("internet"), 22)
+    # No certbot where the load balancer ends TLS.
+    assert host.exec("sh", "-c", "command -v certbot || echo none").strip() == "none"
+
+
+def test_production_deploys_and_serves_through_the_proxy_protocol_edge(production: World) -> None:
+    steps = _run_remote_commands(production, [
+        r for r in _app_host_commands(production) if "-backups-" not in r.name
+    ])  # fmt: skip
+    assert steps[-1] == "release-app-1-deploy", steps
+    assert wait_until(lambda: _proxied(production, "/health/ready")[0] == 200, timeout=30, interval=1)
+    assert json.loads(_proxied(production, "/api/v1/version")[1])["version"] == "v1"
+    # Without the PROXY header nginx drops the request: only the load balancer speaks to it.
+    assert _proxied(production, "/health/ready", proxy_protocol=False)[0] in (0, 400)
+
+
+# ------------------------------------------------------------------------------ monitoring
+
+
+def test_the_monitoring_host_boots_with_its_firewall_and_takes_its_files(
+    monitoring: World,
+) -> None:
+    host = monitoring.host
+    status = json.loads(host.exec("cloud-init", "status", "--format", "json", check=False))
+    assert (status["status"], status["errors"]) == ("done", []), monitoring.boot_status
+    assert host.exec("test", "-f", host_layout.HOST_READY_FILE) == ""
+    assert _connects(host.address("admin"), 22) and not _connects(host.address("internet"), 22)
+    assert _connects(host.address("vpc"), host_layout.NODE_EXPORTER_PORT)
+    assert not _connects(host.address("internet"), host_layout.NODE_EXPORTER_PORT)
+    assert "3100/tcp" in host.exec("ufw", "status") and "Status: active" in host.exec("ufw", "status")
+    # Its remote commands up to the containers: ready, then the config and the secret files.
+    files = remote_commands(
+        monitoring.run,
+        lambda r: r.name in {f"staging-monitoring-{s}" for s in ("ready", "config-install", "secrets-install")},
+    )
+    steps = _run_remote_commands(monitoring, files)
+    assert steps == ["monitoring-ready", *sorted(steps[1:])] and len(steps) == 3, steps
+    mode = host.exec("stat", "-c", "%a %U", "/etc/clipper-monitoring/secrets/grafana-admin-password")
+    assert mode.split() == ["600", "root"]

@@ -22,7 +22,8 @@ The container runs with SYS_ADMIN and NET_ADMIN (not --privileged, refused here)
 sit on overlayfs), and its NoCloud seed at /var/lib/cloud/seed/nocloud (SUBSTITUTION for
 DigitalOcean's metadata datasource). It joins three Docker networks, each its own subnet, so ufw
 sees real source addresses: the first /28 of the stack's first admin CIDR, the stack's VPC
-range, and 198.18.77.0/24 (in no admin CIDR) as "the internet". From this machine, a connection
+range, and 198.18.77.0/24 (in no admin CIDR) as "the internet"; a second stack's networks take
+the next /28 and /24 (`slot`). From this machine, a connection
 to the droplet's address on one of them comes from that bridge's gateway address, in that range.
 """
 
@@ -49,14 +50,14 @@ from .parity import derived_image, trixie_image
 from .procs import ManagedService, ServiceError, wait_for_port, wait_until
 
 __all__ = [
-    "INTERNET_CIDR",
     "BootedHost",
     "HostNetworks",
     "boot_image",
     "substitute_user_data",
 ]
 
-INTERNET_CIDR = "198.18.77.0/24"  # RFC 2544's benchmark range: in no admin CIDR, used by nothing here
+# RFC 2544's benchmark range: in no admin CIDR, used by nothing here (one /24 per slot).
+INTERNET_BASE = "198.18.77.0/24"
 # The admin network is the first /28 of the stack's first admin CIDR: this sandbox's own
 # services live at other addresses of those documentation ranges (deb.debian.org is in
 # 203.0.113.0/24), so a whole /24 bridge would hide them from the droplet.
@@ -191,6 +192,8 @@ class HostNetworks(ManagedService):
     admin_cidr: str
     vpc_cidr: str
     prefix: str = field(default_factory=lambda: f"clipper-fb-{os.getpid()}")
+    # Networks of two stacks alive at once take different slots (the /28 after, the next /24).
+    slot: int = 0
     created: list[str] = field(default_factory=list)
 
     @property
@@ -200,8 +203,12 @@ class HostNetworks(ManagedService):
     def cidr(self, role: str) -> str:
         if role == "admin":
             admin = ipaddress.ip_network(self.admin_cidr)
-            return str(next(admin.subnets(new_prefix=max(admin.prefixlen, ADMIN_SUBNET_PREFIX))))
-        return {"vpc": self.vpc_cidr, "internet": INTERNET_CIDR}[role]
+            subnets = admin.subnets(new_prefix=max(admin.prefixlen, ADMIN_SUBNET_PREFIX))
+            return str(list(subnets)[self.slot])
+        if role == "internet":
+            base = ipaddress.ip_network(INTERNET_BASE)
+            return str(ipaddress.ip_network((int(base.network_address) + self.slot * 256, 24)))
+        return self.vpc_cidr
 
     def address(self, role: str, index: int) -> str:
         """The `index`-th address of a network (1 is the gateway: this machine)."""
