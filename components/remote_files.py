@@ -6,8 +6,8 @@ history, sudo logs and the provider's error messages (which quote the command). 
 is a fixed installer (components/renderers/sudoers.py; cloud-init puts it on the host): it
 stages every file as a temp file in its target directory (mode set before any byte is written,
 owner root), and only when all are staged renames each over its target; it refuses paths
-outside its allowlist. A failure leaves every old file in place; re-running it is harmless. It prints one line
-per file (path, mode, size, changed or not), never the content.
+outside its allowlist. A failure leaves every old file in place; re-running it is harmless. It
+prints one line per file (path, mode, size, changed or not), never the content.
 
 The component's registered inputs are exactly `{"role", "files"}`: the offline `render` command
 reads them to write every host file (components/offline/render.py).

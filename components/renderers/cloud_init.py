@@ -8,8 +8,9 @@ files and commands.
 
 What it does, in cloud-init's own order:
 - init stage: the `deploy` user (admin keys + the Pulumi deploy key, docker group, sudo for
-  exactly the program's commands: components/renderers/sudoers.py), no root login, no password login; the hardening files (`write_files`) land before any
-  package is installed, so each service starts with its final config;
+  exactly the program's commands: components/renderers/sudoers.py), no root login, no password
+  login; the hardening files (`write_files`) land before any package is installed, so each
+  service starts with its final config;
 - final stage: package update/upgrade and install (Ubuntu's docker.io, nginx, fail2ban, ufw,
   unattended-upgrades, prometheus-node-exporter, chrony, stunnel4, postgresql-client), swap,
   time sync, the deferred edge files (nginx would not start with them before it is installed),

@@ -20,7 +20,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from components.host_layout import DEPLOY_USER
-from components.renderers.backup_units import BACKUP_SERVICE, BACKUP_TIMER, DRILL_SERVICE, DRILL_TIMER
+from components.renderers.backup_units import (
+    BACKUP_SERVICE,
+    BACKUP_TIMER,
+    DRILL_SERVICE,
+    DRILL_TIMER,
+)
 
 SUDOERS_FILE = "/etc/sudoers.d/90-clipper-deploy"
 INSTALLER_PATH = "/usr/local/sbin/clipper-install-files"
@@ -47,7 +52,11 @@ def installer_allows(path: str) -> bool:
     if not path.startswith("/") or posixpath.normpath(path) != path or path in INSTALL_NEVER:
         return False
     parts = path.split("/")
-    if len(parts) > 3 and parts[1] == "etc" and (parts[2] == "clipper" or parts[2].startswith(INSTALL_NAME_PREFIX)):
+    if (
+        len(parts) > 3
+        and parts[1] == "etc"
+        and (parts[2] == "clipper" or parts[2].startswith(INSTALL_NAME_PREFIX))
+    ):
         return True
     if any(path.startswith(folder) for folder in INSTALL_DIRS):
         return True
@@ -73,7 +82,9 @@ def allowed(path):
     if not path.startswith("/") or posixpath.normpath(path) != path or path in NEVER:
         return False
     parts = path.split("/")
-    if len(parts) > 3 and parts[1] == "etc" and (parts[2] == "clipper" or parts[2].startswith(PREFIX)):
+    if len(parts) > 3 and parts[1] == "etc" and (
+        parts[2] == "clipper" or parts[2].startswith(PREFIX)
+    ):
         return True
     if any(path.startswith(folder) for folder in DIRS):
         return True
@@ -168,7 +179,8 @@ def backup_setup_commands(postgres_major: str) -> list[str]:
 def operator_commands() -> list[str]:
     """Root commands the README's procedures run (besides clipper-release/-backup)."""
     units = ("nginx", "nginx.service", BACKUP_SERVICE, DRILL_SERVICE,
-             BACKUP_SERVICE.removesuffix(".service"), DRILL_SERVICE.removesuffix(".service"))  # fmt: skip
+             BACKUP_SERVICE.removesuffix(".service"),
+             DRILL_SERVICE.removesuffix(".service"))  # fmt: skip
     return [
         *(f"{SYSTEMCTL} {verb} {unit}" for verb in ("start", "stop") for unit in units[:2]),
         *(f"{SYSTEMCTL} start {unit}" for unit in units[2:]),
@@ -188,7 +200,8 @@ def render_deploy_sudoers(postgres_major: str, extra: Sequence[str] = ()) -> str
     lines = [
         "# The deploy user's sudo: exactly these, nothing else (components/renderers/sudoers.py).",
         f'Cmnd_Alias CLIPPER_FILES = {INSTALLER_PATH} ""',
-        "Cmnd_Alias CLIPPER_PROGRAMS = /usr/local/bin/clipper-release, /usr/local/bin/clipper-backup, "
+        "Cmnd_Alias CLIPPER_PROGRAMS = /usr/local/bin/clipper-release, "
+        "/usr/local/bin/clipper-backup, "
         '/usr/local/sbin/clipper-*-activate ""',
         "Cmnd_Alias CLIPPER_COMMANDS = " + ", \\\n    ".join(_escape(c) for c in exact),
         f"{DEPLOY_USER} ALL=(root) NOPASSWD: CLIPPER_FILES, CLIPPER_PROGRAMS, CLIPPER_COMMANDS",

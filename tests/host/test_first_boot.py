@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import socket
 import subprocess
 import tempfile
@@ -92,8 +93,30 @@ def first_boot_lock() -> Iterator[None]:
 
 
 @pytest.fixture(scope="module")
-def droplet_image(docker_engine: DockerEngine) -> str:
+def droplet_image(first_boot_lock: None, docker_engine: DockerEngine) -> str:
     return boot_image(docker_engine)
+
+
+@dataclass(frozen=True)
+class BootKit:
+    """What every booted droplet of this module needs: the engine, the images, the deploy key."""
+
+    engine: DockerEngine
+    droplet_image: str
+    base_image: str  # the registry's container runs from it
+    release: ReleaseImages
+    key: Path
+
+
+@pytest.fixture(scope="module")
+def kit(
+    docker_engine: DockerEngine,
+    droplet_image: str,
+    base_image: str,
+    release_images: ReleaseImages,
+    deploy_key: Path,
+) -> BootKit:
+    return BootKit(docker_engine, droplet_image, base_image, release_images, deploy_key)
 
 
 @pytest.fixture(scope="module")
@@ -127,17 +150,6 @@ def _cluster(run: ProgramRun, engine: str) -> tuple[str, int]:
     return str(plain(reg.outputs["privateHost"])), int(plain(reg.outputs["port"]))
 
 
-def _boot(
-    engine: DockerEngine, image: str, networks: HostNetworks, name: str, user_data: str,
-    key: Path, index: int,
-) -> tuple[BootedHost, str, float]:  # fmt: skip
-    host = BootedHost(engine, image, networks, name, user_data, key, index=index)
-    started = time.monotonic()
-    host.__enter__()
-    status = host.wait_for_cloud_init()
-    return host, status, round(time.monotonic() - started, 1)
-
-
 def _install_on(host: BootedHost, path: str, text: str) -> None:
     host.engine.run(
         ["exec", "-i", host.name, "sh", "-c", f'install -d "$(dirname {path})" && cat > {path}'],
@@ -146,7 +158,7 @@ def _install_on(host: BootedHost, path: str, text: str) -> None:
 
 
 def _data_stores(
-    exits: ExitStack, engine: DockerEngine, world: World, prefix: str, tls_root: Path,
+    exits: ExitStack, world: World, *, engine: DockerEngine, prefix: str, tls_root: Path,
     network: str,
 ) -> None:  # fmt: skip
     """PostgreSQL 17 + pgvector, its PgBouncer pool and Valkey 8, under the private names and
@@ -159,7 +171,9 @@ def _data_stores(
     )  # fmt: skip
 
     def placement(host: str) -> Placement:
-        tls = make_tls_files(tls_root / host, common_name="parity", dns_names=(host,), ip_addresses=())
+        tls = make_tls_files(
+            tls_root / host, common_name="parity", dns_names=(host,), ip_addresses=()
+        )
         return Placement(engine, image, network, host, tls)
 
     pg = exits.enter_context(ParityPostgres(placement(admin["PGHOST"]), f"{prefix}-postgres"))
@@ -168,7 +182,7 @@ def _data_stores(
     pg.psql(
         f"CREATE ROLE \"{admin['PGUSER']}\" LOGIN SUPERUSER PASSWORD '{admin['PGPASSWORD']}';\n"
         f"CREATE ROLE \"{app['DB_USER']}\" LOGIN PASSWORD '{app['DB_PASSWORD']}';\n"
-        f"CREATE DATABASE \"{admin['PGDATABASE']}\" OWNER \"{admin['PGUSER']}\";\n"
+        f'CREATE DATABASE "{admin["PGDATABASE"]}" OWNER "{admin["PGUSER"]}";\n'
     )
     pool = ParityPgBouncer(
         placement(app["DB_HOST"]), f"{prefix}-pool",
@@ -181,11 +195,9 @@ def _data_stores(
     world.services["valkey"] = exits.enter_context(valkey)
 
 
-def _app_world(
-    stack: str, engine: DockerEngine, image: str, base_image: str, images: ReleaseImages,
-    key: Path, tmp: Path, slot: int,
-) -> Iterator[World]:  # fmt: skip
+def _app_world(stack: str, kit: BootKit, *, tmp: Path, slot: int) -> Iterator[World]:
     """Boot `stack`'s app-1 from its user-data into its own networks, registry and stores."""
+    engine, image, key = kit.engine, kit.droplet_image, kit.key
     committed = settings_for(stack)
     prefix = f"clipper-fb-{os.getpid()}-{stack}"
     with ExitStack() as exits:
@@ -195,15 +207,19 @@ def _app_world(
             )
         )
         registry = exits.enter_context(
-            TlsRegistry(engine, base_image, networks.names["internet"], name=f"{prefix}-registry")
+            TlsRegistry(
+                engine, kit.base_image, networks.names["internet"], name=f"{prefix}-registry"
+            )
         )
-        overrides = {**registry.publish(images), "releaseDrainSeconds": "2"}
+        overrides = {**registry.publish(kit.release), "releaseDrainSeconds": "2"}
         run = custom_run(stack, overrides=overrides)
         env_stdin = plain(run.named(f"{stack}-release-app-1-env-install").inputs["stdin"])
         world = World(stack, run, settings_for(stack, **overrides), None, "", 0.0)  # type: ignore[arg-type]
         world.app_env = env_values(env_stdin, host_layout.BACKEND_ENV_FILE)
         world.admin_env = env_values(env_stdin, host_layout.DB_ADMIN_ENV_FILE)
-        _data_stores(exits, engine, world, prefix, tmp, networks.names["vpc"])
+        _data_stores(
+            exits, world, engine=engine, prefix=prefix, tls_root=tmp, network=networks.names["vpc"]
+        )
 
         original = _droplet_user_data(run, "app")
         valkey_ca = world.services["valkey"].placement.tls.ca_cert.read_text()
@@ -229,47 +245,38 @@ def _app_world(
 
 
 @pytest.fixture(scope="module")
-def staging(
-    first_boot_lock: None, docker_engine: DockerEngine, droplet_image: str, base_image: str,
-    release_images: ReleaseImages, deploy_key: Path, tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[World]:  # fmt: skip
+def staging(kit: BootKit, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     """Staging's app-1, booted (certbot on the host, one droplet behind a reserved IP)."""
-    yield from _app_world(
-        "staging", docker_engine, droplet_image, base_image, release_images, deploy_key,
-        tmp_path_factory.mktemp("staging-tls"), slot=0,
-    )  # fmt: skip
+    yield from _app_world("staging", kit, tmp=tmp_path_factory.mktemp("staging-tls"), slot=0)
 
 
 @pytest.fixture(scope="module")
-def production(
-    first_boot_lock: None, docker_engine: DockerEngine, droplet_image: str, base_image: str,
-    release_images: ReleaseImages, deploy_key: Path, tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[World]:  # fmt: skip
+def production(kit: BootKit, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     """Production's app-1, booted (behind the load balancer: PROXY protocol on :80 from the VPC)."""
-    yield from _app_world(
-        "production", docker_engine, droplet_image, base_image, release_images, deploy_key,
-        tmp_path_factory.mktemp("production-tls"), slot=1,
-    )  # fmt: skip
+    tmp = tmp_path_factory.mktemp("production-tls")
+    yield from _app_world("production", kit, tmp=tmp, slot=1)
 
 
 @pytest.fixture(scope="module")
-def monitoring(staging: World, droplet_image: str, deploy_key: Path) -> Iterator[World]:
+def monitoring(staging: World, kit: BootKit) -> Iterator[World]:
     """Staging's monitoring droplet, booted in staging's networks next to app-1."""
     run = staging.run
     original = _droplet_user_data(run, "monitoring")
     user_data = substitute_user_data(
         original,
-        replace_keys={_mock_deploy_key(run, original): deploy_key.with_suffix(".pub").read_text()},
+        replace_keys={_mock_deploy_key(run, original): kit.key.with_suffix(".pub").read_text()},
         replace_files={},
     )
     assert staging.networks is not None
-    host = BootedHost(staging.host.engine, droplet_image, staging.networks,
-                      staging.host.name.replace("app-1", "monitoring"), user_data, deploy_key,
+    name = staging.host.name.replace("app-1", "monitoring")
+    host = BootedHost(kit.engine, kit.droplet_image, staging.networks, name, user_data, kit.key,
                       index=11)  # fmt: skip
     with host:
         started = time.monotonic()
         status = host.wait_for_cloud_init()
-        yield World("staging", run, staging.settings, host, status, round(time.monotonic() - started, 1))
+        yield World(
+            "staging", run, staging.settings, host, status, round(time.monotonic() - started, 1)
+        )
 
 
 # ------------------------------------------------------------------------------ helpers
@@ -297,8 +304,7 @@ def _connects(address: str, port: int, timeout: float = 3.0) -> bool:
 
 def _resp(*parts: str) -> bytes:
     return b"".join(
-        [f"*{len(parts)}\r\n".encode()]
-        + [f"${len(p.encode())}\r\n{p}\r\n".encode() for p in parts]
+        [f"*{len(parts)}\r\n".encode()] + [f"${len(p.encode())}\r\n{p}\r\n".encode() for p in parts]
     )
 
 
@@ -322,7 +328,9 @@ def test_cloud_init_finishes_without_errors_and_the_ready_marker_comes_last(
     nginx_up = staging.host.exec(
         "systemctl", "show", "-p", "ActiveEnterTimestampMonotonic", "--value", "nginx.service"
     )
-    marker_age = staging.host.exec("sh", "-c", f"echo $(( $(date +%s) - $(stat -c %Y {host_layout.HOST_READY_FILE}) ))")
+    marker_age = staging.host.exec(
+        "sh", "-c", f"echo $(( $(date +%s) - $(stat -c %Y {host_layout.HOST_READY_FILE}) ))"
+    )
     uptime = float(staging.host.exec("cut", "-d", " ", "-f1", "/proc/uptime"))
     assert float(nginx_up) / 1e6 <= uptime - int(marker_age) + 1
 
@@ -344,8 +352,9 @@ def test_sshd_admits_the_deploy_user_by_key_and_refuses_root_and_passwords(
     # The server offers no method but publickey.
     assert password.returncode == 255 and "Permission denied (publickey)" in password.stderr
     effective = host.exec("sshd", "-T")
-    for line in ("passwordauthentication no", "permitrootlogin no", "kbdinteractiveauthentication no",
-                 f"allowusers {host_layout.DEPLOY_USER}", "authenticationmethods publickey"):  # fmt: skip
+    for line in ("passwordauthentication no", "permitrootlogin no",
+                 "kbdinteractiveauthentication no", f"allowusers {host_layout.DEPLOY_USER}",
+                 "authenticationmethods publickey"):  # fmt: skip
         assert line in effective.splitlines(), line
 
 
@@ -361,7 +370,9 @@ def test_ufw_admits_ssh_only_from_admin_networks_and_node_exporter_only_from_the
     assert not _connects(host.address("vpc"), 22)
     metrics = subprocess.run(
         ["curl", "-sf", "--max-time", "5", f"http://{host.address('vpc')}:9100/metrics"],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert metrics.returncode == 0 and "node_uname_info" in metrics.stdout
     assert not _connects(host.address("internet"), host_layout.NODE_EXPORTER_PORT)
@@ -398,7 +409,9 @@ def test_upgrades_time_journal_swap_kernel_and_docker_logs_are_set_up(staging: W
 
     size = s.app_swap_mb * 1024 * 1024
     assert host.exec("stat", "-c", "%s %a", cloud_init.SWAP_FILE).split() == [str(size), "600"]
-    assert re.search(rf"^{cloud_init.SWAP_FILE}\s+none\s+swap", host.exec("cat", "/etc/fstab"), re.M)
+    assert re.search(
+        rf"^{cloud_init.SWAP_FILE}\s+none\s+swap", host.exec("cat", "/etc/fstab"), re.M
+    )
     assert f"would enable {cloud_init.SWAP_FILE} ({size} bytes" in host.exec(
         "cat", "/var/log/clipper-test-swapon.log"
     )
@@ -406,7 +419,9 @@ def test_upgrades_time_journal_swap_kernel_and_docker_logs_are_set_up(staging: W
     for key in ("vm.swappiness=10", "net.core.somaxconn=4096"):
         assert f"would set {key} ({cloud_init.SYSCTL_FILE})" in sysctl_log
 
-    assert host.exec("docker", "info", "--format", "{{.LoggingDriver}} {{.LiveRestoreEnabled}}").split() == ["json-file", "true"]
+    assert host.exec(
+        "docker", "info", "--format", "{{.LoggingDriver}} {{.LiveRestoreEnabled}}"
+    ).split() == ["json-file", "true"]
 
 
 def test_the_valkey_tunnel_carries_auth_set_get_to_valkey_over_verified_tls(
@@ -443,10 +458,13 @@ def test_nginx_serves_the_edge_site_with_the_placeholder_certificate(staging: Wo
         capture_output=True, text=True, check=False,
     ).stdout.split()  # fmt: skip
     assert redirect == ["301", f"https://{domain}/some/page"], redirect
+    handshake = subprocess.run(
+        ["openssl", "s_client", "-connect", f"{address}:443", "-servername", domain],
+        input="", capture_output=True, text=True, timeout=15, check=False,
+    ).stdout  # fmt: skip
     cert = subprocess.run(
-        f"openssl s_client -connect {address}:443 -servername {domain} </dev/null 2>/dev/null"
-        " | openssl x509 -noout -subject -issuer",
-        shell=True, capture_output=True, text=True, check=False,
+        ["openssl", "x509", "-noout", "-subject", "-issuer"],
+        input=handshake, capture_output=True, text=True, check=False,
     ).stdout  # fmt: skip
     subject, issuer = (line.split("=", 1)[1].strip() for line in cert.splitlines()[:2])
     assert domain in subject and subject == issuer, cert  # self-signed for the domain
@@ -490,12 +508,18 @@ def test_the_programs_remote_commands_deploy_onto_the_booted_host(staging: World
     assert _https(staging, "/health.html") == (200, "healthy\n")
     pg = staging.services["postgres"]
     db = staging.admin_env["PGDATABASE"]
-    assert pg.psql("SELECT extversion FROM pg_extension WHERE extname = 'vector';", db).startswith("0.8")
+    assert pg.psql("SELECT extversion FROM pg_extension WHERE extname = 'vector';", db).startswith(
+        "0.8"
+    )
     assert pg.psql("SELECT '[1,2,3]'::vector <-> '[1,2,4]'::vector;", db).strip() == "1"
     assert pg.psql("SELECT version FROM schema_migrations;", db).strip() == "1"
     # Docker's daemon.json: a container started without its own log options gets the rotation.
-    probe = host.exec("docker", "create", "--name", "log-probe", staging.settings.image_migrate, "true")
-    log_config = json.loads(host.exec("docker", "inspect", "--format", "{{json .HostConfig.LogConfig}}", probe.strip()))
+    probe = host.exec(
+        "docker", "create", "--name", "log-probe", staging.settings.image_migrate, "true"
+    )
+    log_config = json.loads(
+        host.exec("docker", "inspect", "--format", "{{json .HostConfig.LogConfig}}", probe.strip())
+    )
     host.exec("docker", "rm", "log-probe")
     assert log_config == {"Type": "json-file", "Config": {"max-file": "5", "max-size": "20m"}}
 
@@ -516,6 +540,27 @@ def test_a_reboot_brings_the_site_tunnel_nginx_and_firewall_back(staging: World)
     assert not _connects(host.address("internet"), 22)
 
 
+_SUDO_CHECK = """\
+while IFS= read -r command; do
+  program=${command%% *}
+  command -v "$program" >/dev/null || { echo "absent $command"; continue; }
+  # shellcheck disable=SC2086
+  if sudo -n -l $command >/dev/null 2>&1; then verdict=allowed; else verdict=refused; fi
+  echo "$verdict $command"
+done
+"""
+
+
+def _sudo_verdicts(host: BootedHost, commands: list[str]) -> dict[str, list[str]]:
+    """`sudo -n -l` (checks, runs nothing) as the deploy user for each command, in one session."""
+    result = host.ssh(f"bash -c {shlex.quote(_SUDO_CHECK)}", "\n".join(commands) + "\n")
+    verdicts: dict[str, list[str]] = {"allowed": [], "refused": [], "absent": []}
+    for line in result.stdout.splitlines():
+        verdict, _, command = line.partition(" ")
+        verdicts[verdict].append(command)
+    return verdicts
+
+
 def test_sudo_allows_the_programs_and_the_readmes_commands_and_refuses_anything_else(
     staging: World,
 ) -> None:
@@ -524,28 +569,30 @@ def test_sudo_allows_the_programs_and_the_readmes_commands_and_refuses_anything_
 
     listed = [*sudo_commands("staging"), *sudo_commands("production"),
               "clipper-release status", "clipper-release rollback", "clipper-backup list",
-              "systemctl stop nginx", "systemctl start clipper-backup", "systemctl reboot"]  # fmt: skip
+              "systemctl stop nginx", "systemctl start clipper-backup",
+              "systemctl reboot"]  # fmt: skip
+    verdicts = _sudo_verdicts(host, listed)
     # A program that lives on another role's host (the monitoring activation) is checked there.
-    present = [c for c in listed if host.ssh(f"command -v {c.split()[0]}").returncode == 0]
-    assert len(present) > 10
-    for command in present:
-        check = host.ssh(f"sudo -n -l {command}")
-        assert check.returncode == 0, f"sudo refuses {command!r}: {check.stderr}"
+    assert len(verdicts["allowed"]) > 10 and verdicts["refused"] == [], verdicts
     status = host.ssh("sudo -n clipper-release status")
     assert status.returncode == 0 and "blue" in status.stdout + status.stderr, status
-    for command in ("/bin/bash -c id", "cat /etc/shadow", "systemctl stop ssh",
-                    "python3 -c 'import os; os.setuid(0)'", "clipper-install-files --root /",
-                    "env apt-get install -y netcat-openbsd"):  # fmt: skip
-        refused = host.ssh(f"sudo -n {command}")
-        assert refused.returncode != 0, command
-        assert "a password is required" in refused.stderr, (command, refused.stderr)
+    unlisted = ["/bin/bash -c id", "cat /etc/shadow", "systemctl stop ssh",
+                "python3 -c print(1)", "/usr/local/sbin/clipper-install-files --root /",
+                "env apt-get install -y netcat-openbsd", "systemctl restart docker"]  # fmt: skip
+    verdicts = _sudo_verdicts(host, unlisted)
+    assert verdicts["allowed"] == [] and len(verdicts["refused"]) == len(unlisted), verdicts
+    shell = host.ssh("sudo -n /bin/bash -c id")
+    assert shell.returncode == 1 and "a password is required" in shell.stderr, shell
     evil = host.ssh(
         "sudo -n /usr/local/sbin/clipper-install-files",
         json.dumps({"files": [{"path": "/etc/sudoers.d/evil", "mode": "0440",
                                "content": "deploy ALL=(ALL) NOPASSWD:ALL\n"}]}),
     )  # fmt: skip
     assert evil.returncode != 0 and "outside the allowlist" in evil.stderr, evil
-    assert host.exec("sh", "-c", "test -e /etc/sudoers.d/evil && echo present || echo absent").strip() == "absent"
+    assert (
+        host.exec("sh", "-c", "test -e /etc/sudoers.d/evil && echo present || echo absent").strip()
+        == "absent"
+    )
 
 
 # ------------------------------------------------------------------------------ production
@@ -565,7 +612,9 @@ def _proxied(world: World, path: str, *, proxy_protocol: bool = True) -> tuple[i
 
 
 def test_production_boots_clean_and_opens_http_to_the_vpc_only(production: World) -> None:
-    status = json.loads(production.host.exec("cloud-init", "status", "--format", "json", check=False))
+    status = json.loads(
+        production.host.exec("cloud-init", "status", "--format", "json", check=False)
+    )
     assert (status["status"], status["errors"]) == ("done", []), production.boot_status
     assert production.host.exec("test", "-f", host_layout.HOST_READY_FILE) == ""
     host = production.host
@@ -582,7 +631,9 @@ def test_production_deploys_and_serves_through_the_proxy_protocol_edge(productio
         r for r in _app_host_commands(production) if "-backups-" not in r.name
     ])  # fmt: skip
     assert steps[-1] == "release-app-1-deploy", steps
-    assert wait_until(lambda: _proxied(production, "/health/ready")[0] == 200, timeout=30, interval=1)
+    assert wait_until(
+        lambda: _proxied(production, "/health/ready")[0] == 200, timeout=30, interval=1
+    )
     assert json.loads(_proxied(production, "/api/v1/version")[1])["version"] == "v1"
     # Without the PROXY header nginx drops the request: only the load balancer speaks to it.
     assert _proxied(production, "/health/ready", proxy_protocol=False)[0] in (0, 400)
@@ -601,13 +652,24 @@ def test_the_monitoring_host_boots_with_its_firewall_and_takes_its_files(
     assert _connects(host.address("admin"), 22) and not _connects(host.address("internet"), 22)
     assert _connects(host.address("vpc"), host_layout.NODE_EXPORTER_PORT)
     assert not _connects(host.address("internet"), host_layout.NODE_EXPORTER_PORT)
-    assert "3100/tcp" in host.exec("ufw", "status") and "Status: active" in host.exec("ufw", "status")
+    assert "3100/tcp" in host.exec("ufw", "status") and "Status: active" in host.exec(
+        "ufw", "status"
+    )
     # Its remote commands up to the containers: ready, then the config and the secret files.
     files = remote_commands(
         monitoring.run,
-        lambda r: r.name in {f"staging-monitoring-{s}" for s in ("ready", "config-install", "secrets-install")},
+        lambda r: (
+            r.name
+            in {f"staging-monitoring-{s}" for s in ("ready", "config-install", "secrets-install")}
+        ),
     )
     steps = _run_remote_commands(monitoring, files)
-    assert steps == ["monitoring-ready", *sorted(steps[1:])] and len(steps) == 3, steps
-    mode = host.exec("stat", "-c", "%a %U", "/etc/clipper-monitoring/secrets/grafana-admin-password")
+    assert steps[0] == "monitoring-ready", steps
+    assert set(steps[1:]) == {"monitoring-config-install", "monitoring-secrets-install"}, steps
+    mode = host.exec(
+        "stat", "-c", "%a %U", "/etc/clipper-monitoring/secrets/grafana-admin-password"
+    )
     assert mode.split() == ["600", "root"]
+    # Its activation (which needs the DigitalOcean volume and the pinned images) is allowed.
+    activate = _sudo_verdicts(host, ["/usr/local/sbin/clipper-monitoring-activate"])
+    assert activate["allowed"] == ["/usr/local/sbin/clipper-monitoring-activate"], activate

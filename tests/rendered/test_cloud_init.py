@@ -334,7 +334,13 @@ def test_every_roles_setup_script_parses_and_passes_shellcheck(
 ) -> None:
     # The monitoring host's once had `: text (path)`, a bash syntax error: its first real boot
     # (tests/host/test_first_boot.py) stopped there, before the firewall's and ready's steps.
-    doc = yaml.safe_load(plain(of_role(stack_run(stack), "digitalocean:index/droplet:Droplet", role)[0].inputs["userData"]))
+    doc = yaml.safe_load(
+        plain(
+            of_role(stack_run(stack), "digitalocean:index/droplet:Droplet", role)[0].inputs[
+                "userData"
+            ]
+        )
+    )
     (entry,) = [f for f in doc["write_files"] if f["path"] == cloud_init.SETUP_SCRIPT]
     script = tmp_path / "clipper-host-setup"
     script.write_text(entry["content"])

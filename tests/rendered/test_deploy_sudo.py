@@ -63,13 +63,17 @@ def permitted(command: str, postgres_major: str) -> bool:
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_visudo_accepts_the_rendered_rules(stack: str, tmp_path: Path) -> None:
-    doc = yaml.safe_load(plain(of_role(stack_run(stack), "digitalocean:index/droplet:Droplet")[0].inputs["userData"]))
+    doc = yaml.safe_load(
+        plain(of_role(stack_run(stack), "digitalocean:index/droplet:Droplet")[0].inputs["userData"])
+    )
     entry = next(f for f in doc["write_files"] if f["path"] == sudoers.SUDOERS_FILE)
     assert entry["permissions"] == "0440" and entry["owner"] == "root:root"
     path = tmp_path / "90-clipper-deploy"
     path.write_text(entry["content"])
     visudo = shutil.which("visudo") or "/usr/sbin/visudo"
-    proc = subprocess.run([visudo, "-c", "-f", str(path)], capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        [visudo, "-c", "-f", str(path)], capture_output=True, text=True, check=False
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "ALL=(ALL)" not in entry["content"] and "NOPASSWD:ALL" not in entry["content"]
 

@@ -98,7 +98,8 @@ awk '$3 == "swap" && $1 !~ /^#/ {print $1}' /etc/fstab | while read -r file; do
   [ "$mode" = 600 ] || { echo "swapon: $file: insecure permissions $mode" >&2; exit 1; }
   sig=$(od -An -c -j 4086 -N 10 "$file" | tr -d ' ')
   [ "$sig" = SWAPSPACE2 ] || { echo "swapon: $file: no swap signature" >&2; exit 1; }
-  echo "would enable $file ($(stat -c %s "$file") bytes, mode $mode)" >> /var/log/clipper-test-swapon.log
+  echo "would enable $file ($(stat -c %s "$file") bytes, mode $mode)" \
+    >> /var/log/clipper-test-swapon.log
 done
 """
 
@@ -138,7 +139,7 @@ FROM {base}
 COPY sysctl swapon clipper-test-cgroups-rw /usr/local/sbin/
 COPY clipper-test-cgroups-rw.service /etc/systemd/system/
 COPY docker-drop-in.conf /etc/systemd/system/docker.service.d/clipper-test-container.conf
-RUN chmod 0755 /usr/local/sbin/sysctl /usr/local/sbin/swapon /usr/local/sbin/clipper-test-cgroups-rw \\
+RUN cd /usr/local/sbin && chmod 0755 sysctl swapon clipper-test-cgroups-rw \\
  && systemctl enable clipper-test-cgroups-rw.service
 """
 
@@ -331,9 +332,11 @@ class BootedHost(ManagedService):
         """`docker restart`: systemd goes down and comes back (cloud-init does not re-run its
         per-instance modules: the instance id is the same)."""
         self.engine.run(["restart", "-t", "30", self.name], timeout=timeout)
-        running = lambda: self.exec(  # noqa: E731
-            "systemctl", "is-system-running", check=False
-        ).strip() in ("running", "degraded")
+
+        def running() -> bool:
+            state = self.exec("systemctl", "is-system-running", check=False).strip()
+            return state in ("running", "degraded")
+
         if not wait_until(running, timeout=timeout, interval=1):
             raise ServiceError("booted host", "reboot", "systemd did not come back")
         if not wait_for_port(self.address(), 22, 30):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ from components.offline.mocks import Registration
 from components.offline.runner import ProgramRun
 
 from .docker import DockerEngine
-from .procs import ManagedService, ServiceError, free_port, wait_for_port
+from .procs import ManagedService, ServiceError, free_port, wait_until
 from .program import plain
 from .release_host import ReleaseImages
 from .tls import make_tls_files
@@ -79,9 +80,18 @@ class TlsRegistry(ManagedService):
                 self.image, "/usr/bin/docker-registry", "serve", "/etc/registry/config.yml",
             ]
         )  # fmt: skip
-        if not wait_for_port("127.0.0.1", self.push_port, 20):
+        # docker-proxy accepts the published port before the registry listens: ask the API.
+        if not wait_until(self._answers, timeout=30, interval=0.5):
             logs = self.engine.run(["logs", self.name], check=False)
             raise ServiceError("registry", "start", logs.stdout + logs.stderr)
+
+    def _answers(self) -> bool:
+        probe = subprocess.run(
+            ["curl", "-sk", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "2",
+             f"https://127.0.0.1:{self.push_port}/v2/"],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        return probe.stdout == "200"
 
     def stop(self) -> None:
         self.engine.run(["rm", "-f", self.name], check=False)

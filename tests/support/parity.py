@@ -97,9 +97,7 @@ def derived_image(
             for rel, text in files.items():
                 (context / rel).parent.mkdir(parents=True, exist_ok=True)
                 (context / rel).write_text(text)
-            engine.run(
-                ["build", "-q", "--network", "host", "-t", tag, str(context)], timeout=900
-            )
+            engine.run(["build", "-q", "--network", "host", "-t", tag, str(context)], timeout=900)
         finally:
             shutil.rmtree(context, ignore_errors=True)
     return tag

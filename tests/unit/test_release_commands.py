@@ -11,10 +11,6 @@ from __future__ import annotations
 
 import base64
 import json
-import stat
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
