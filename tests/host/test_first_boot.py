@@ -60,7 +60,7 @@ from tests.support.parity import (
     PoolSpec,
     services_image,
 )
-from tests.support.program import custom_run, of_role, plain, settings_for
+from tests.support.program import custom_run, plain, settings_for
 from tests.support.release_host import ReleaseImages
 
 pytestmark = [pytest.mark.host, pytest.mark.slow]
@@ -131,8 +131,13 @@ def deploy_key() -> Iterator[Path]:
     subprocess.run(["rm", "-rf", str(folder)], check=False)
 
 
-def _droplet_user_data(run: ProgramRun, role: str) -> str:
-    return str(plain(of_role(run, DROPLET, role)[0].inputs["userData"]))
+def _droplet(run: ProgramRun, name: str) -> Any:
+    """The droplet `name` declares (`app-1`, `monitoring-droplet`), by its resource name."""
+    return run.named(f"{run.stack}-{name}")
+
+
+def _droplet_user_data(run: ProgramRun, name: str) -> str:
+    return str(plain(_droplet(run, name).inputs["userData"]))
 
 
 def _mock_deploy_key(run: ProgramRun, user_data: str) -> str:
@@ -221,7 +226,7 @@ def _app_world(stack: str, kit: BootKit, *, tmp: Path, slot: int) -> Iterator[Wo
             exits, world, engine=engine, prefix=prefix, tls_root=tmp, network=networks.names["vpc"]
         )
 
-        original = _droplet_user_data(run, "app")
+        original = _droplet_user_data(run, "app-1")
         valkey_ca = world.services["valkey"].placement.tls.ca_cert.read_text()
         user_data = substitute_user_data(
             original,
@@ -261,7 +266,7 @@ def production(kit: BootKit, tmp_path_factory: pytest.TempPathFactory) -> Iterat
 def monitoring(staging: World, kit: BootKit) -> Iterator[World]:
     """Staging's monitoring droplet, booted in staging's networks next to app-1."""
     run = staging.run
-    original = _droplet_user_data(run, "monitoring")
+    original = _droplet_user_data(run, "monitoring-droplet")
     user_data = substitute_user_data(
         original,
         replace_keys={_mock_deploy_key(run, original): kit.key.with_suffix(".pub").read_text()},
@@ -477,7 +482,7 @@ def _app_host_commands(world: World) -> list[Any]:
     """Every remote command the program runs on app-1, in dependency order: the release's, and
     the backups' (they run on app-1). The monitoring stack's promtail commands are left out:
     they need the monitoring host's Loki and Grafana's image, which cannot be pulled here."""
-    address = plain(of_role(world.run, DROPLET, "app")[0].outputs["ipv4Address"])
+    address = plain(_droplet(world.run, "app-1").outputs["ipv4Address"])
     return remote_commands(
         world.run,
         lambda r: plain(r.inputs["connection"])["host"] == address and "-monitoring-" not in r.name,
