@@ -429,26 +429,66 @@ def test_upgrades_time_journal_swap_kernel_and_docker_logs_are_set_up(staging: W
     ).split() == ["json-file", "true"]
 
 
+def _through_tunnel(world: World, payload: bytes) -> str:
+    """Send `payload` to the tunnel's local port from the droplet; what came back in 5 s."""
+    port = world.settings.cache_tunnel_port
+    script = (
+        "import socket,sys\n"
+        f"s=socket.create_connection(('127.0.0.1',{port}),5)\n"
+        "s.sendall(sys.stdin.buffer.read()); s.settimeout(5); out=b''\n"
+        "try:\n"
+        "    while out.count(b'\\r\\n')<3:\n"
+        "        chunk=s.recv(4096)\n"
+        "        if not chunk: break\n"
+        "        out+=chunk\n"
+        "except OSError: pass\n"
+        "print(out.decode())\n"
+    )
+    return str(
+        world.host.engine.run(
+            ["exec", "-i", world.host.name, "python3", "-c", script], input=payload.decode()
+        ).stdout
+    )
+
+
+def test_the_tunnel_refuses_a_valkey_whose_certificate_another_ca_signed(
+    staging: World, tmp_path: Path
+) -> None:
+    real = staging.services["valkey"]
+    engine, placement = real.placement.engine, real.placement
+    # An impostor under the cluster's own name, with a certificate from a CA the host does not
+    # trust: the tunnel must not carry the password to it.
+    other = make_tls_files(
+        tmp_path, common_name="impostor", dns_names=(real.host,), ip_addresses=()
+    )
+    engine.run(["stop", real.name])
+    try:
+        impostor = ParityValkey(
+            Placement(engine, placement.image, placement.network, real.host, other),
+            f"{real.name}-impostor", real.password,
+        )  # fmt: skip
+        with impostor:
+            reply = _through_tunnel(staging, _resp("AUTH", real.password) + _resp("PING"))
+            assert "+OK" not in reply and "PONG" not in reply, reply
+            journal = staging.host.exec(
+                "journalctl", "-u", valkey_tunnel.TUNNEL_SERVICE, "--no-pager", "-n", "30"
+            )
+            assert "certificate verify failed" in journal.lower() or "rejected" in journal, journal
+    finally:
+        engine.run(["start", real.name])
+        assert wait_until(real._ready, timeout=30, interval=0.5)
+
+
 def test_the_valkey_tunnel_carries_auth_set_get_to_valkey_over_verified_tls(
     staging: World,
 ) -> None:
     host, valkey = staging.host, staging.services["valkey"]
     assert host.exec("systemctl", "is-active", valkey_tunnel.TUNNEL_SERVICE).strip() == "active"
-    port = staging.settings.cache_tunnel_port
-    script = (
-        "import socket,sys\n"
-        f"s=socket.create_connection(('127.0.0.1',{port}),5)\n"
-        "s.sendall(sys.stdin.buffer.read()); s.settimeout(5); out=b''\n"
-        "while out.count(b'\\r\\n')<3:\n    out+=s.recv(4096)\n"
-        "print(out.decode())\n"
-    )
     payload = (
         _resp("AUTH", valkey.password) + _resp("SET", "first-boot", "through-the-tunnel")
         + _resp("GET", "first-boot")
     )  # fmt: skip
-    reply = host.engine.run(
-        ["exec", "-i", host.name, "python3", "-c", script], input=payload.decode()
-    ).stdout
+    reply = _through_tunnel(staging, payload)
     assert reply.split()[:4] == ["+OK", "+OK", "$18", "through-the-tunnel"], reply
     assert valkey.cli("GET", "first-boot") == "through-the-tunnel"
     journal = host.exec("journalctl", "-u", valkey_tunnel.TUNNEL_SERVICE, "--no-pager")
