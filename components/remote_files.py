@@ -3,10 +3,11 @@
 The bundle (JSON: `{"files": [{"path", "mode", "content"}]}`) travels on the command's stdin,
 never on its command line, so secret files (the env files) stay out of process lists, shell
 history, sudo logs and the provider's error messages (which quote the command). The command line
-is a fixed installer: it stages every file as a temp file in its target directory (mode set
-before any byte is written, owner root), and only when all are staged renames each over its
-target. A failure leaves every old file in place; re-running it is harmless. It prints one line
-per file (path, mode, size, changed or not), never the content.
+is a fixed installer (components/renderers/sudoers.py; cloud-init puts it on the host): it
+stages every file as a temp file in its target directory (mode set before any byte is written,
+owner root), and only when all are staged renames each over its target; it refuses paths
+outside its allowlist. A failure leaves every old file in place; re-running it is harmless. It
+prints one line per file (path, mode, size, changed or not), never the content.
 
 The component's registered inputs are exactly `{"role", "files"}`: the offline `render` command
 reads them to write every host file (components/offline/render.py).
@@ -15,7 +16,6 @@ reads them to write every host file (components/offline/render.py).
 from __future__ import annotations
 
 import json
-import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,58 +24,13 @@ import pulumi
 import pulumi_command as command
 
 from components.host_files import HostFile
-
-# Runs as root through sudo, with the host's python3 (Ubuntu's, stdlib only).
-INSTALLER = """
-import json, os, sys, tempfile
-files = json.load(sys.stdin)["files"]
-staged, report = [], []
-try:
-    for f in files:
-        path, mode, data = f["path"], int(f["mode"], 8), f["content"].encode()
-        if not path.startswith("/") or ".." in path.split("/"):
-            raise SystemExit("refusing a relative or dotted path: " + path)
-        folder = os.path.dirname(path)
-        os.makedirs(folder, mode=0o755, exist_ok=True)
-        try:
-            st = os.stat(path)
-            owner_mode = (st.st_mode & 0o7777, st.st_uid, st.st_gid)
-            with open(path, "rb") as h:
-                same = h.read() == data and owner_mode == (mode, 0, 0)
-        except FileNotFoundError:
-            same = False
-        verb = "unchanged" if same else "installed"
-        report.append("%s %s (mode %04o, %d bytes)" % (verb, path, mode, len(data)))
-        if same:
-            continue
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".")
-        staged.append((tmp, path))
-        os.fchown(fd, 0, 0)
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as h:
-            h.write(data)
-            h.flush()
-            os.fsync(h.fileno())
-    for tmp, path in staged:
-        os.replace(tmp, path)
-    staged = []
-    for folder in sorted({os.path.dirname(f["path"]) for f in files}):
-        fd = os.open(folder, os.O_RDONLY)
-        os.fsync(fd)
-        os.close(fd)
-finally:
-    for tmp, _ in staged:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-print("\\n".join(report))
-""".strip()
+from components.renderers.sudoers import INSTALLER_PATH
 
 
 def install_command() -> str:
-    """The fixed command line that installs a bundle read from stdin (no data in it)."""
-    return f"sudo -n /usr/bin/python3 -I -c {shlex.quote(INSTALLER)}"
+    """The fixed command line that installs a bundle read from stdin (no data in it): the
+    root-owned installer cloud-init put on the host, the one file writer sudo allows."""
+    return f"sudo -n {INSTALLER_PATH}"
 
 
 def bundle(files: Sequence[dict[str, str]]) -> str:

@@ -37,6 +37,8 @@ PACKAGES=(
   gpgv
   tar
   xz-utils
+  # visudo checks the deploy user's rendered sudoers file
+  sudo
   # SSH test host and client
   openssh-server
   openssh-client

@@ -8,9 +8,10 @@ what an app host needs (nginx and the edge files, the Valkey TLS tunnel, psql). 
 files and commands.
 
 What it does, in cloud-init's own order:
-- init stage: the `deploy` user (admin keys + the Pulumi deploy key, docker group, passwordless
-  sudo), no root login, no password login; the hardening files (`write_files`) land before any
-  package is installed, so each service starts with its final config;
+- init stage: the `deploy` user (admin keys + the Pulumi deploy key, docker group, sudo for
+  exactly the program's commands: components/renderers/sudoers.py), no root login, no password
+  login; the hardening files (`write_files`) land before any package is installed, so each
+  service starts with its final config;
 - final stage: package update/upgrade and install (Ubuntu's docker.io, nginx, fail2ban, ufw,
   unattended-upgrades, chrony, stunnel4, postgresql-client), swap,
   time sync, the deferred edge files (nginx would not start with them before it is installed),
@@ -47,6 +48,12 @@ from components.host_layout import (
     NODE_EXPORTER_PORT,
     NODE_EXPORTER_TEXTFILE_DIR,
     STATE_DIR,
+)
+from components.renderers.sudoers import (
+    INSTALLER_PATH,
+    SUDOERS_FILE,
+    render_deploy_sudoers,
+    render_file_installer,
 )
 from components.renderers.valkey_tunnel import (
     TUNNEL_PACKAGES,
@@ -330,8 +337,12 @@ def _write_file(file: HostFile, *, defer: bool = False) -> dict[str, Any]:
     return entry
 
 
-def _base_files(firewall: Sequence[UfwRule], role_commands: Sequence[str]) -> list[HostFile]:
+def _base_files(
+    settings: Settings, firewall: Sequence[UfwRule], role_commands: Sequence[str]
+) -> list[HostFile]:
     return [
+        HostFile(SUDOERS_FILE, render_deploy_sudoers(settings.db_version), "0440"),
+        HostFile(INSTALLER_PATH, render_file_installer(), "0755"),
         HostFile(SSHD_HARDENING_FILE, _SSHD_HARDENING, "0644"),
         HostFile(FAIL2BAN_JAIL_FILE, _FAIL2BAN_JAIL, "0644"),
         HostFile(AUTO_UPGRADES_FILE, _AUTO_UPGRADES, "0644"),
@@ -366,7 +377,7 @@ def render_host_user_data(
     (for files of a package whose service must not start with them first); `setup_commands` run
     at the end of the setup script, before the ready marker. No argument may carry a secret.
     """
-    early = [*_base_files(firewall, setup_commands), *files]
+    early = [*_base_files(settings, firewall, setup_commands), *files]
     paths = [f.path for f in [*early, *deferred_files]]
     duplicates = sorted({p for p in paths if paths.count(p) > 1})
     if duplicates:
@@ -384,9 +395,8 @@ def render_host_user_data(
                 "shell": "/bin/bash",
                 "groups": ["docker"],
                 "lock_passwd": True,
-                # Remote commands write root-owned files and reload services; SSH is key-only
-                # and open only to the admin networks.
-                "sudo": "ALL=(ALL) NOPASSWD:ALL",
+                # No sudo rule here: SUDOERS_FILE (write_files) allows exactly the commands
+                # the program and the README's procedures run.
                 "ssh_authorized_keys": [deploy_public_key, *settings.ssh_admin_public_keys],
             }
         ],

@@ -618,6 +618,6 @@ def render_monitoring_user_data(settings: Settings, *, deploy_public_key: str) -
         firewall=monitoring_firewall(settings),
         setup_commands=[
             'step "monitoring"',
-            f": the containers start over SSH once the volume is attached ({ACTIVATE_SCRIPT})",
+            f'echo "the containers start over SSH once the volume is attached ({ACTIVATE_SCRIPT})"',
         ],
     )

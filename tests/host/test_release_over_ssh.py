@@ -124,6 +124,8 @@ chmod 0600 /home/deploy/.ssh/authorized_keys
 printf 'deploy ALL=(ALL) NOPASSWD:ALL\\n' > /etc/sudoers.d/90-cloud-init-users
 chmod 0440 /etc/sudoers.d/90-cloud-init-users
 printf '%s' "$CLOUD_INIT_SHIM" > /usr/local/bin/cloud-init
+printf '%s' "$FILE_INSTALLER" > "$FILE_INSTALLER_PATH"
+chmod 0755 "$FILE_INSTALLER_PATH"
 chmod 0755 /usr/local/bin/cloud-init
 install -d -m 0755 "$(dirname "$HOST_READY")"
 mkdir -p "$(dirname "$INCLUDE")"
@@ -451,10 +453,14 @@ def droplet(docker_engine: DockerEngine, app_host_image: str, world: World) -> I
     droplet = Droplet(docker_engine, name, ssh_port, http_port, keys / "id")
     try:
         from components.renderers.nginx_upstreams import render_active_upstreams
+        from components.renderers.sudoers import INSTALLER_PATH, render_file_installer
 
         setup_env = {
             "DEPLOY_PUBLIC_KEY": (keys / "id.pub").read_text().strip(),
             "CLOUD_INIT_SHIM": _CLOUD_INIT_SHIM,
+            # What cloud-init writes on every host (components/renderers/sudoers.py).
+            "FILE_INSTALLER": render_file_installer(),
+            "FILE_INSTALLER_PATH": INSTALLER_PATH,
             "INCLUDE": host_layout.NGINX_ACTIVE_UPSTREAMS_FILE,
             "INITIAL_INCLUDE": render_active_upstreams("blue"),
             "SITE": _SITE_SHIM.format(

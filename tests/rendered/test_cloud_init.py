@@ -101,14 +101,15 @@ def test_only_keys_cloud_init_knows_are_used(stack: str) -> None:
 
 
 @pytest.mark.parametrize("stack", STACKS)
-def test_a_deploy_user_with_keys_docker_and_sudo_and_no_password(stack: str) -> None:
+def test_a_deploy_user_with_keys_docker_no_password_and_no_blanket_sudo(stack: str) -> None:
     doc = _doc(stack)
     (user,) = doc["users"]  # no distribution default user
     assert user["name"] == DEPLOY_USER
     assert user["lock_passwd"] is True and "passwd" not in user
     assert user["groups"] == ["docker"]
     assert "docker" in doc["groups"]  # exists before the docker.io package creates it
-    assert user["sudo"] == "ALL=(ALL) NOPASSWD:ALL"
+    # Its sudo rules are the narrowed sudoers file (tests/rendered/test_deploy_sudo.py).
+    assert "sudo" not in user
     assert all(k.startswith("ssh-ed25519 ") for k in user["ssh_authorized_keys"])
 
 
@@ -327,10 +328,25 @@ def test_runcmd_runs_only_the_setup_script(stack: str) -> None:
     assert _file(stack, cloud_init.SETUP_SCRIPT)["permissions"] == "0755"
 
 
+@pytest.mark.parametrize("role", ["app", "monitoring"])
 @pytest.mark.parametrize("stack", STACKS)
-def test_the_setup_script_passes_shellcheck(stack: str, tmp_path: Path) -> None:
+def test_every_roles_setup_script_parses_and_passes_shellcheck(
+    stack: str, role: str, tmp_path: Path
+) -> None:
+    # The monitoring host's once had `: text (path)`, a bash syntax error: its first real boot
+    # (tests/host/test_first_boot.py) stopped there, before the firewall's and ready's steps.
+    doc = yaml.safe_load(
+        plain(
+            of_role(stack_run(stack), "digitalocean:index/droplet:Droplet", role)[0].inputs[
+                "userData"
+            ]
+        )
+    )
+    (entry,) = [f for f in doc["write_files"] if f["path"] == cloud_init.SETUP_SCRIPT]
     script = tmp_path / "clipper-host-setup"
-    script.write_text(_script(stack))
+    script.write_text(entry["content"])
+    parsed = _run(["bash", "-n", str(script)])
+    assert parsed.returncode == 0, parsed.stderr
     result = _run(["shellcheck", "-f", "gcc", str(script)])
     assert result.returncode == 0, result.stdout
 

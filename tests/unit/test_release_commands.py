@@ -11,10 +11,6 @@ from __future__ import annotations
 
 import base64
 import json
-import stat
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,7 +20,7 @@ from components.database import APP_DATABASE, APP_USER, POOL_NAME
 from components.host_files import role_of
 from components.offline.render import host_files
 from components.offline.runner import ProgramRun
-from components.remote_files import INSTALLER, bundle
+from components.remote_files import install_command
 from tests.support.program import (
     STRIPE_PRICES,
     contains_text,
@@ -219,7 +215,7 @@ def test_the_env_files_travel_as_secret_stdin(staging_with_secrets: ProgramRun) 
     assert "TWITCH_CLIENT_SECRET=test-twitch-client-secret-0123456789" in backend
     assert "STRIPE_SECRET_KEY=sk_test_stripe_secret_key_0123456789" in backend
     # The command itself is a fixed installer that reads the bundle from stdin.
-    assert "json.load(sys.stdin)" in plain(env.inputs["create"])
+    assert plain(env.inputs["create"]) == install_command()
 
 
 @pytest.mark.parametrize("connection", ["session-pool", "direct"])
@@ -380,61 +376,7 @@ def test_plan_shows_no_env_file_content(staging_with_secrets: ProgramRun) -> Non
     assert not contains_text(json.loads(text), "sk_test_stripe")
 
 
-# ------------------------------------------------------------------------------ the installer
-
-
-def _install(files: list[dict[str, str]]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-I", "-c", INSTALLER],
-        input=bundle(files),
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-
-
-def test_the_installer_writes_files_with_their_modes_and_reports_no_content(
-    tmp_path: Path,
-) -> None:
-    secret_file = tmp_path / "etc" / "clipper" / "backend.env"
-    script = tmp_path / "bin" / "tool"
-    files = [
-        {"path": str(secret_file), "mode": "0600", "content": "DB_PASSWORD=hunter2-secret\n"},
-        {"path": str(script), "mode": "0755", "content": "#!/bin/sh\necho hi\n"},
-    ]
-    first = _install(files)
-    assert first.returncode == 0, first.stderr
-    assert stat.S_IMODE(secret_file.stat().st_mode) == 0o600
-    assert stat.S_IMODE(script.stat().st_mode) == 0o755
-    assert secret_file.read_text() == "DB_PASSWORD=hunter2-secret\n"
-    assert (secret_file.stat().st_uid, secret_file.stat().st_gid) == (0, 0)
-    assert "hunter2" not in first.stdout + first.stderr
-    assert f"installed {secret_file}" in first.stdout
-    again = _install(files)
-    assert f"unchanged {secret_file}" in again.stdout
-    assert sorted(p.name for p in secret_file.parent.iterdir()) == ["backend.env"]
-
-
-def test_the_installer_changes_nothing_when_one_file_cannot_be_written(tmp_path: Path) -> None:
-    good = tmp_path / "a.env"
-    good.write_text("OLD=1\n")
-    blocker = tmp_path / "not-a-dir"
-    blocker.write_text("a file where a directory should be")
-    result = _install(
-        [
-            {"path": str(good), "mode": "0600", "content": "NEW=1\n"},
-            {"path": str(blocker / "b.env"), "mode": "0600", "content": "X=1\n"},
-        ]
-    )
-    assert result.returncode != 0
-    assert good.read_text() == "OLD=1\n"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.env", "not-a-dir"]
-
-
-def test_the_installer_refuses_a_relative_path() -> None:
-    result = _install([{"path": "etc/clipper/x", "mode": "0600", "content": "X=1\n"}])
-    assert result.returncode != 0
-    assert "refusing" in result.stderr
+# The file installer's tests are in tests/rendered/test_deploy_sudo.py (it is a host file now).
 
 
 # ------------------------------------------------------------------------------ app secrets
