@@ -4,7 +4,8 @@ Per app droplet, in this order, each a pulumi-command remote command connecting 
 user with the stack's deploy key:
 
 1. `ready`: wait for cloud-init to finish and for the host-ready marker it writes last;
-2. `scripts`: install `clipper-release` and its non-secret `deploy.json` (a RemoteFiles bundle);
+2. `scripts`: install `clipper-release`, the `clipper` host package it runs and its non-secret
+   `deploy.json` (a RemoteFiles bundle);
 3. `env`: write the backend's env file and the admin login for extensions (RemoteFiles, secret
    stdin, mode 0600), before any deploy or migration reads them;
 4. `deploy`: `sudo clipper-release deploy` (pull, migrate, start the idle colour, wait until it
@@ -27,7 +28,7 @@ import pulumi
 import pulumi_command as command
 
 from components import host_layout
-from components.remote_files import RemoteFile, RemoteFiles, RemoteFilesArgs
+from components.remote_files import RemoteFile, RemoteFiles, RemoteFilesArgs, host_package_files
 from components.renderers.deploy_config import render_deploy_config
 from components.settings import Settings
 
@@ -116,6 +117,7 @@ class Release(pulumi.ComponentResource):
         settings = args.settings
         images = image_refs(settings)
         script = RemoteFile(host_layout.RELEASE_SCRIPT, HOST_SCRIPT_SOURCE.read_text(), "0755")
+        package = [RemoteFile(f.path, f.content, f.mode) for f in host_package_files()]
         deploy_config = RemoteFile(
             host_layout.DEPLOY_CONFIG_FILE, render_deploy_config(settings), "0644"
         )
@@ -144,7 +146,7 @@ class Release(pulumi.ComponentResource):
                 f"{prefix}-scripts",
                 RemoteFilesArgs(
                     role="app",
-                    files=[script, deploy_config],
+                    files=[script, *package, deploy_config],
                     connection=connection,
                     triggers=[host.droplet_id],
                     depends_on=after,

@@ -18,12 +18,16 @@ import json
 import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pulumi
 import pulumi_command as command
 
+from components import host_layout
 from components.host_files import HostFile
+
+HOSTSCRIPTS_DIR = Path(__file__).resolve().parents[1] / "hostscripts"
 
 # Runs as root through sudo, with the host's python3 (Ubuntu's, stdlib only).
 INSTALLER = """
@@ -71,6 +75,19 @@ finally:
             pass
 print("\\n".join(report))
 """.strip()
+
+
+def host_package_files() -> list[HostFile]:
+    """The `clipper` host package (hostscripts/clipper/**.py) at HOST_PACKAGE_DIR/clipper/, where
+    the launchers /usr/local/bin/clipper-release and clipper-backup import it from."""
+    root = HOSTSCRIPTS_DIR / "clipper"
+    return [
+        HostFile(
+            f"{host_layout.HOST_PACKAGE_DIR}/clipper/{path.relative_to(root).as_posix()}",
+            path.read_text(),
+        )
+        for path in sorted(root.rglob("*.py"))
+    ]
 
 
 def install_command() -> str:

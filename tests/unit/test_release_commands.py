@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from clipper.envfile import parse_env_text
+from clipper.migrations import migrate_login
 
 from components import host_layout
 from components.database import APP_DATABASE, APP_USER, POOL_NAME
@@ -33,7 +35,6 @@ from tests.support.program import (
     plain,
     stack_run,
 )
-from tests.support.release_host import load_release_script
 
 COMMAND = "command:remote:Command"
 REMOTE_FILES = "clipper:host:RemoteFiles"
@@ -222,9 +223,8 @@ def test_the_env_files_let_migrations_reach_the_cluster_directly_whatever_the_ap
     run = _staging({"dbConnection": connection})
     stdin = json.loads(plain(_command(run, "app-1", "env").inputs["stdin"]))
     files = {f["path"]: f["content"] for f in stdin["files"]}
-    script = load_release_script()
-    app = script.parse_env_text(files[host_layout.BACKEND_ENV_FILE])
-    admin = script.parse_env_text(files[host_layout.DB_ADMIN_ENV_FILE])
+    app = parse_env_text(files[host_layout.BACKEND_ENV_FILE])
+    admin = parse_env_text(files[host_layout.DB_ADMIN_ENV_FILE])
     (cluster,) = [
         c for c in run.of_type("digitalocean:index/databaseCluster:DatabaseCluster")
         if c.inputs["engine"] == "pg"
@@ -239,7 +239,7 @@ def test_the_env_files_let_migrations_reach_the_cluster_directly_whatever_the_ap
     else:
         assert (app["DB_HOST"], app["DB_PORT"], app["DB_NAME"]) == direct
     # What clipper-release makes of the two files: the cluster directly, as the app's user.
-    login = script.migrate_login(app, admin)
+    login = migrate_login(app, admin)
     assert login.url == f"postgres://{APP_USER}@{direct[0]}:25060/{APP_DATABASE}?sslmode=require"
     assert login.password == app["DB_PASSWORD"]
 
