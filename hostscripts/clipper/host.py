@@ -176,6 +176,7 @@ class Host:
         """Poll both containers' health URLs; fail fast when a container dies, explain why."""
         deadline = time.monotonic() + timeout
         last: dict[str, tuple[bool, str]] = {}
+        seen_ready: set[str] = set()
         while True:
             state = self.colors()[color]
             dead = [c for c in state.containers if not c.running]
@@ -184,6 +185,11 @@ class Host:
             last = self.probes(color)
             if all(ok for ok, _ in last.values()):
                 return
+            relapsed = sorted(role for role in seen_ready if not last[role][0])
+            if relapsed:
+                headline = f"its {' and '.join(relapsed)} answered ready, then failed"
+                raise HostError(self.why_not_ready(color, state, last, headline))
+            seen_ready |= {role for role, (ok, _) in last.items() if ok}
             if time.monotonic() >= deadline:
                 raise HostError(
                     self.why_not_ready(color, state, last, f"not ready after {timeout:.0f}s")

@@ -38,19 +38,26 @@ def _user_name() -> str:
         return str(os.getuid())
 
 
+def holder_kind(command: str) -> str:
+    """ "deploy", "rollback", "backup", "drill", ... from the holder's command line."""
+    words = command.split()
+    return words[1] if len(words) > 1 else "run"
+
+
 def describe_holder(holder: Mapping[str, Any] | None) -> str:
     """Who holds the lock, doing what, since when (for a refusal and for `status`)."""
     if not holder:
         return "another run holds the lock on this host (it is just starting); try again shortly"
     since = str(holder.get("started_at", "?"))
+    command = str(holder.get("command", "?"))
     age = ""
     with contextlib.suppress(ValueError):
         age = f" ({int((now_utc() - parse_iso(since)).total_seconds())}s ago)"
     return (
-        f"another run holds the host lock on {holder.get('host', '?')}:"
-        f" '{holder.get('command', '?')}' by {holder.get('user', '?')},"
-        f" pid {holder.get('pid', '?')}, since {since}{age}."
-        " Wait for it to finish (clipper-release status shows it)."
+        f"another {holder_kind(command)} is running on {holder.get('host', '?')}: '{command}'"
+        f" by {holder.get('user', '?')}, pid {holder.get('pid', '?')}, since {since}{age}."
+        " It holds this host's lock (deploy, rollback, backup and drill share it): this run was"
+        " refused, nothing changed. Try again when it is done (clipper-release status shows it)."
     )
 
 

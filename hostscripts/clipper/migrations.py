@@ -85,10 +85,12 @@ def parse_migrate_version(output: str) -> tuple[int | None, bool]:
     raise HostError(f"cannot read the schema version from golang-migrate:\n{output.strip()}")
 
 
-# A migration waits at most this long for a lock, then fails alone: the site's queries never
-# queue behind an ALTER TABLE that waits for, say, a long read (design.md). The statement bound
-# keeps one runaway migration from holding its locks for ever.
-LOCK_TIMEOUT = "5s"
+# A migration waits at most this long for a lock, then fails alone: the site's queries queue
+# behind an ALTER TABLE that waits for, say, a long read only that long (design.md). Short
+# queries let go of their locks in milliseconds, so a second is plenty unless something holds
+# one for long; then the deploy retries a few times (release_steps.LOCK_ATTEMPTS) and gives up.
+# The statement bound keeps one runaway migration from holding its locks for ever.
+LOCK_TIMEOUT = "1s"
 STATEMENT_TIMEOUT = "15min"
 
 
@@ -101,10 +103,10 @@ def migrate_environment(login: MigrateLogin) -> dict[str, str]:
     }
 
 
-def migration_failure_advice(output: str) -> str:
-    """What the operator should do after `migrate up` failed, from golang-migrate's words.
-    Only a failure inside a migration's SQL is repaired with migrate-force: a login or a lock
-    wait changed nothing."""
+def migration_failure_advice(output: str, *, ran_sql: bool = True) -> str:
+    """What the operator should do after golang-migrate failed, from its words. Only a failure
+    inside a migration's SQL (`ran_sql`) is repaired with migrate-force: a login or a lock wait
+    changed nothing."""
     text = output.lower()
     if "password authentication failed" in text or "no pg_hba.conf entry" in text:
         return (
@@ -128,6 +130,8 @@ def migration_failure_advice(output: str) -> str:
             f"a migration ran longer than {STATEMENT_TIMEOUT} and was cancelled (its"
             " transaction rolled back): split it or run it by hand, then deploy again"
         )
+    if not ran_sql:
+        return "golang-migrate ran no migration: see its words above; nothing to repair"
     return (
         "golang-migrate marks the schema dirty at the failed version: repair what the"
         " migration left, then `clipper-release migrate-force <last good version>`"

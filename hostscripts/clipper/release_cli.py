@@ -173,12 +173,13 @@ def rollback(config: Config, to: str | None) -> int:
         reuse = standby.exists and standby.fingerprint == record["fingerprint"]
         if not reuse:
             why = (
-                "its containers carry an older env file (a secret was rotated since)"
+                f"the containers of {target['id']} carry an older env file (a secret was"
+                " rotated since)"
                 if standby.exists and standby.release == target["id"]
-                else "no containers of it are left"
+                else f"no containers of {target['id']} are left"
             )
             say(
-                f"{why}: recreating {target['id']} from its images with the current env file"
+                f"{why}: recreating them from its images with the current env file"
                 " (migrations are not rolled back: the schema stays as is)"
             )
             host.pull_missing(target["images"])

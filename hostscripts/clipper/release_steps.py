@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,9 @@ from .migrations import (
 
 # A migration file with its own transaction control or CONCURRENTLY does not run as one
 # transaction: after a timeout in it, only a person can tell what was applied.
+CLEARED = ". golang-migrate had marked version"
+LOCK_ATTEMPTS = 3
+LOCK_PAUSE = 3.0  # seconds between attempts: long enough for a short query burst to end
 _NOT_ONE_TRANSACTION = re.compile(r"\b(BEGIN|COMMIT|CONCURRENTLY)\b", re.IGNORECASE)
 
 
@@ -39,7 +43,11 @@ def run_migrations(host: Host, release: Mapping[str, Any], env: Mapping[str, str
     source = host.extract_migrations(release)
     newest = newest_migration(path.name for path in source.iterdir())
     found = host.migrate(image, login, source, "version")
-    current, dirty = parse_migrate_version(found.stdout + found.stderr)
+    try:
+        current, dirty = parse_migrate_version(found.stdout + found.stderr)
+    except HostError as exc:
+        advice = migration_failure_advice(found.stdout + found.stderr, ran_sql=False)
+        raise HostError(f"{exc}\n  {advice}") from None
     at = "no version yet" if current is None else f"{current}{' (dirty)' if dirty else ''}"
     report = [
         f"on {login.target} (direct connection): schema at {at};"
@@ -50,17 +58,26 @@ def run_migrations(host: Host, release: Mapping[str, Any], env: Mapping[str, str
         # down: the release runs on the newer schema, as the old colour does mid-switch.
         report.append("the schema is ahead of this release: nothing to migrate")
         return report
-    proc = host.migrate(image, login, source, "up")
-    output = (proc.stdout + proc.stderr).strip()
-    if proc.returncode == 0:
-        return report + output.splitlines()
-    advice = migration_failure_advice(output)
-    if rolled_back_cleanly(output) and not dirty:
-        advice += _clear_dirty_mark(host, login, image, source, current)
+    for attempt in range(1, LOCK_ATTEMPTS + 1):
+        proc = host.migrate(image, login, source, "up")
+        output = (proc.stdout + proc.stderr).strip()
+        if proc.returncode == 0:
+            return report + output.splitlines()
+        advice = migration_failure_advice(output)
+        cleared = (
+            _clear_dirty_mark(host, login, image, source, current)
+            if (rolled_back_cleanly(output) and not dirty)
+            else ""
+        )
+        if not cleared.startswith(CLEARED) or attempt == LOCK_ATTEMPTS:
+            break
+        say(f"  migrate | attempt {attempt} gave up waiting for a lock; again in {LOCK_PAUSE:g}s")
+        time.sleep(LOCK_PAUSE)
     raise HostError(
         f"migrations failed (golang-migrate exit {proc.returncode}); no traffic moved:\n"
         + "\n".join(f"  | {line}" for line in output.splitlines())
-        + f"\n  {advice}"
+        + f"\n  {advice}{cleared}"
+        + (f" ({LOCK_ATTEMPTS} attempts)" if cleared.startswith(CLEARED) else "")
     )
 
 
@@ -83,7 +100,7 @@ def _clear_dirty_mark(host: Host, login: Any, image: str, source: Path, before: 
     if forced.returncode != 0:
         return f". Clearing golang-migrate's dirty mark at {failed} failed too; see above"
     return (
-        f". golang-migrate had marked version {failed} dirty; it was rolled back whole, so the"
+        f"{CLEARED} {failed} dirty; it was rolled back whole, so the"
         f" mark was cleared back to {'no version' if before is None else before}"
     )
 

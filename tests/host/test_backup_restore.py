@@ -371,11 +371,12 @@ def test_an_unknown_backup_key_is_refused(site: BackupSite) -> None:
 
 
 def test_a_second_run_is_refused_while_one_holds_the_lock(site: BackupSite) -> None:
-    work = Path(site.config["work_dir"])
-    work.mkdir(parents=True)
-    with (work / "backup.lock").open("w") as held:
+    # The host lock is clipper-release's too (its state dir: where releases.json lives).
+    state = Path(site.config["releases_file"]).parent
+    state.mkdir(parents=True, exist_ok=True)
+    with (state / "host.lock").open("w") as held:
         fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        (work / "backup.lock.holder").write_text(
+        (state / "host.lock.holder").write_text(
             json.dumps({"pid": os.getpid(), "command": "clipper-backup backup", "started_at": "x"})
         )
         proc = site.run("backup")
@@ -385,6 +386,23 @@ def test_a_second_run_is_refused_while_one_holds_the_lock(site: BackupSite) -> N
     assert f"pid {os.getpid()}" in proc.stdout
     assert site.object_keys() == []
     site.ok("backup")  # the lock went with its holder
+
+
+def test_a_backup_refuses_while_a_deploy_holds_the_host_lock_and_says_so(site: BackupSite) -> None:
+    """One lock for deploy, rollback, backup and drill: pg_dump never holds its locks while a
+    migration runs (and the other way round)."""
+    state = Path(site.config["releases_file"]).parent
+    state.mkdir(parents=True, exist_ok=True)
+    with (state / "host.lock").open("w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        holder = {"pid": os.getpid(), "command": "clipper-release deploy", "host": "app-1",
+                  "user": "deploy", "started_at": "2026-12-02T03:00:00Z"}  # fmt: skip
+        (state / "host.lock.holder").write_text(json.dumps(holder))
+        proc = site.run("backup")
+    assert proc.returncode == 75, proc.stdout
+    assert "another deploy is running on app-1: 'clipper-release deploy'" in proc.stdout
+    assert "refused, nothing changed" in proc.stdout
+    assert site.object_keys() == []
 
 
 def test_concurrent_backups_never_overlap(site: BackupSite) -> None:

@@ -32,7 +32,6 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 from components.host_layout import Color
@@ -47,7 +46,6 @@ from components.renderers.env_file import (
 from components.settings import DATABASE_EXTENSIONS
 
 from .docker import DockerEngine, cache_dir, file_lock
-from .hostscripts import load_host_script
 from .load import LoadGenerator
 from .procs import ManagedService, ServiceError, free_port, wait_until
 from .program import settings_for
@@ -59,7 +57,6 @@ __all__ = [
     "ReleaseImages",
     "ScriptRun",
     "build_release_images",
-    "load_release_script",
     "settings_for",
 ]
 
@@ -70,11 +67,6 @@ IMAGES_DIR = PROJECT_DIR / "tests" / "images"
 TEST_EXTENSIONS = tuple(name for name in DATABASE_EXTENSIONS if name != "vector")
 
 
-def load_release_script() -> ModuleType:
-    """Import hostscripts/clipper-release (a file without .py) as a module, for unit tests."""
-    return load_host_script(RELEASE_SCRIPT, "clipper_release")
-
-
 # ---------------------------------------------------------------------------------- images
 
 
@@ -82,9 +74,9 @@ def load_release_script() -> ModuleType:
 class ReleaseImages:
     """Local tags of the stand-in images (no registry: the release script must not pull)."""
 
-    backend: Mapping[str, str]  # v1, v2, never-ready, crash
+    backend: Mapping[str, str]  # v1, v2, never-ready, crash, ready-once
     frontend: Mapping[str, str]  # v1, v2
-    migrations: Mapping[str, str]  # v1, v2, bad
+    migrations: Mapping[str, str]  # v1, v2, bad, alter
     migrate: str
 
 
@@ -96,13 +88,24 @@ _BUILDS: dict[str, tuple[str, dict[str, str]]] = {
         {"VERSION": "v2-never-ready", "MODE": "never-ready"},
     ),
     "local/clipper-backend:crash": ("backend/Dockerfile", {"VERSION": "v2-crash", "MODE": "crash"}),
+    "local/clipper-backend:ready-once": (
+        "backend/Dockerfile",
+        {"VERSION": "v2-ready-once", "MODE": "ready-once"},
+    ),
     "local/clipper-frontend:v1": ("frontend/Dockerfile", {"VERSION": "v1"}),
     "local/clipper-frontend:v2": ("frontend/Dockerfile", {"VERSION": "v2"}),
     "local/clipper-migrations:v1": ("migrations/Dockerfile", {"INCLUDE": "v1", "RELEASE": "v1"}),
     "local/clipper-migrations:v2": ("migrations/Dockerfile", {"INCLUDE": "v2", "RELEASE": "v2"}),
     "local/clipper-migrations:bad": ("migrations/Dockerfile", {"INCLUDE": "v2", "RELEASE": "bad"}),
+    "local/clipper-migrations:alter": (
+        "migrations/Dockerfile",
+        {"INCLUDE": "v2", "RELEASE": "alter"},
+    ),
     "local/clipper-migrate:standin": ("migrate/Dockerfile", {}),
 }
+
+
+_BACKEND_VARIANTS = ("v1", "v2", "never-ready", "crash", "ready-once")
 
 
 def build_release_images(engine: DockerEngine, base_image: str) -> ReleaseImages:
@@ -125,9 +128,12 @@ def build_release_images(engine: DockerEngine, base_image: str) -> ReleaseImages
             if proc.returncode != 0:
                 raise ServiceError("docker", f"build {tag}", proc.stdout + proc.stderr)
     return ReleaseImages(
-        backend={k: f"local/clipper-backend:{k}" for k in ("v1", "v2", "never-ready", "crash")},
+        backend={
+            k: f"local/clipper-backend:{k}"
+            for k in ("v1", "v2", "never-ready", "crash", "ready-once")
+        },
         frontend={k: f"local/clipper-frontend:{k}" for k in ("v1", "v2")},
-        migrations={k: f"local/clipper-migrations:{k}" for k in ("v1", "v2", "bad")},
+        migrations={k: f"local/clipper-migrations:{k}" for k in ("v1", "v2", "bad", "alter")},
         migrate="local/clipper-migrate:standin",
     )
 
@@ -396,7 +402,15 @@ class AppHost(ManagedService):
         config["ready_timeout_seconds"] = 30
         config["drain_seconds"] = 1
         config["release_keep"] = 2
+        # Several answers in a row through this host's nginx before the old colour stops.
+        config["verify"] = {"url": self.url("/api/v1/version"), "answers": 5}
+        config["paths"]["release_metrics_file"] = str(self.metrics_file)
         return config
+
+    @property
+    def metrics_file(self) -> Path:
+        """node_exporter's textfile of this host's release metrics."""
+        return self.root / "node-exporter" / "clipper_release.prom"
 
     # -- what tests change
 

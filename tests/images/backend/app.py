@@ -11,7 +11,11 @@ and SIGTERM drain as the real app (see shared/clipper-app.md), in a few lines of
 - `/api/v1/sleep?ms=N`: a slow request, to prove in-flight requests survive a drain.
 - SIGTERM: stop accepting, finish in-flight requests for up to 5 s, exit (Go's Shutdown).
 
-Build args pick a variant: VERSION (v1, v2, ...), MODE (normal, never-ready, crash).
+- `/api/v1/clips`: counts the clips table (a read the app's pages make), so a test sees queries
+  queue behind a migration's lock.
+
+Build args pick a variant: VERSION (v1, v2, ...), MODE (normal, never-ready, crash, ready-once:
+answers ready once, then fails every request, like a backend that dies right after its check).
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ import time
 from urllib.parse import parse_qs, urlsplit
 
 import psycopg2  # type: ignore[import-untyped]
-from graceful_http import GracefulServer, Handler, log, serve
+from graceful_http import GracefulServer, Handler, Route, log, serve
 
 VERSION = os.environ.get("CLIPPER_STANDIN_VERSION", "dev")
 MODE = os.environ.get("CLIPPER_STANDIN_MODE", "normal")
@@ -148,7 +152,11 @@ def live(_: Handler) -> tuple[int, str, bytes]:
     return as_json(200, {"status": "alive"})
 
 
+_ready_answers = 0
+
+
 def ready(_: Handler) -> tuple[int, str, bytes]:
+    global _ready_answers  # noqa: PLW0603 (one counter per process, for MODE ready-once)
     try:
         db_ping()
     except psycopg2.Error:
@@ -159,6 +167,7 @@ def ready(_: Handler) -> tuple[int, str, bytes]:
         return as_json(503, {"status": "not ready", "error": "redis unavailable"})
     if MODE == "never-ready":
         return as_json(503, {"status": "not ready", "error": "stand-in built never to be ready"})
+    _ready_answers += 1
     return as_json(200, {"status": "ready", "checks": {"database": "ok", "redis": "ok"}})
 
 
@@ -190,6 +199,30 @@ def sleep(handler: Handler) -> tuple[int, str, bytes]:
     return as_json(200, {"slept_ms": millis, "version": VERSION})
 
 
+def clips(_: Handler) -> tuple[int, str, bytes]:
+    conn = db_connect()
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT count(*) FROM clips")
+            (count,) = cur.fetchone()
+    except psycopg2.Error as exc:
+        return as_json(500, {"error": str(exc).strip().splitlines()[0]})
+    finally:
+        conn.close()
+    return as_json(200, {"clips": count, "version": VERSION})
+
+
+def failing_after_one_ready(route: Route) -> Route:
+    """MODE ready-once: after the first ready answer, every request fails."""
+
+    def guarded(handler: Handler) -> tuple[int, str, bytes]:
+        if _ready_answers >= 1:
+            return as_json(500, {"error": "stand-in built to fail after one ready answer"})
+        return route(handler)
+
+    return guarded
+
+
 def main() -> None:
     port = int(os.environ.get("PORT", "8080"))
     log(f"clipper stand-in backend {VERSION} ({MODE}) starting on :{port}")
@@ -214,7 +247,10 @@ def main() -> None:
         "/health/ready": ready,
         "/api/v1/version": version,
         "/api/v1/sleep": sleep,
+        "/api/v1/clips": clips,
     }
+    if MODE == "ready-once":
+        Handler.routes = {path: failing_after_one_ready(r) for path, r in Handler.routes.items()}
     Handler.extra_headers = {"X-Clipper-Version": VERSION}
     # The Go app binds :PORT; on the host network the stand-in keeps to loopback, where nginx
     # reaches it, so a test never opens a port on the machine's other interfaces.

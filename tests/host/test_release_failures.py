@@ -1,0 +1,298 @@
+"""The ways a release could take the site down, each on the real Docker engine, nginx,
+PostgreSQL and Redis (issue 10's scenarios): every test starts from release v1 live on the
+shared app host and, where traffic matters, keeps load on the site through nginx.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+
+from tests.support.load import LoadGenerator
+from tests.support.release_host import AppHost
+
+pytestmark = pytest.mark.slow
+
+
+def short_sha(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def colour_of(host: AppHost) -> str:
+    port = host.served_version()["port"]
+    return next(color for color, p in host.backend_ports.items() if p == port)
+
+
+def other(color: str) -> str:
+    return "green" if color == "blue" else "blue"
+
+
+def running(host: AppHost) -> dict[str, str]:
+    return {name: state for name, state in host.containers().items() if state == "running"}
+
+
+def only_colour_running(host: AppHost, color: str) -> dict[str, str]:
+    prefix = f"clipper-t{host.token}"
+    return {f"{prefix}-{color}-backend": "running", f"{prefix}-{color}-frontend": "running"}
+
+
+def restart_policy(host: AppHost, name: str) -> str:
+    return host.engine.run(
+        ["inspect", "--format", "{{.HostConfig.RestartPolicy.Name}}", name]
+    ).stdout.strip()
+
+
+def nginx_command(host: AppHost, *args: str) -> list[str]:
+    prefix = host.root / "nginx"
+    return [
+        "nginx", "-p", f"{prefix}/", "-e", str(prefix / "error.log"),
+        "-c", str(prefix / "nginx.conf"), *args,
+    ]  # fmt: skip
+
+
+def reject_include_of(host: AppHost, color: str) -> list[str]:
+    """An `nginx -t` that fails while the include points at `color` (a config nginx rejects)."""
+    check = " ".join(nginx_command(host, "-t", "-q"))
+    return ["sh", "-c", f"! grep -q 'Active colour: {color}' {host.include} && {check}"]
+
+
+# ---------------------------------------------------------------------------- 1. the lock
+
+
+@contextmanager
+def open_transaction_reading_clips(host: AppHost, hold_seconds: float) -> Iterator[None]:
+    """What pg_dump does for the whole nightly backup: a transaction that has read `clips`
+    (an ACCESS SHARE lock until it ends). Ended after `hold_seconds` at the latest."""
+    env = {**os.environ, "PGPASSWORD": host.postgres.admin_password}
+    psql = subprocess.Popen(
+        ["psql", "-X", "-q", "-h", host.postgres.host, "-p", str(host.postgres.port),
+         "-U", host.postgres.admin_user, "-d", host.db_name],
+        stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env=env, text=True,
+    )  # fmt: skip
+    assert psql.stdin is not None
+    psql.stdin.write("BEGIN; SELECT count(*) FROM clips;\n")
+    psql.stdin.flush()
+    ender = threading.Timer(hold_seconds, lambda: psql.stdin and psql.stdin.close())
+    ender.start()
+    try:
+        deadline = time.monotonic() + 10
+        while "clips" not in host.psql(
+            "SELECT string_agg(relation::regclass::text, ',') FROM pg_locks"
+            " WHERE relation = 'clips'::regclass AND mode = 'AccessShareLock' AND granted"
+        ):
+            assert time.monotonic() < deadline, "the reading transaction never took its lock"
+            time.sleep(0.1)
+        yield
+    finally:
+        ender.cancel()
+        if psql.stdin and not psql.stdin.closed:
+            psql.stdin.close()
+        psql.wait(timeout=10)
+
+
+def test_a_migration_waiting_for_a_lock_gives_up_and_the_site_keeps_reading_the_table(
+    app_host_on_v1: AppHost,
+) -> None:
+    host = app_host_on_v1
+    host.use_images("v2", "v2", "alter")
+    schema_before = host.psql("SELECT version, dirty FROM schema_migrations").strip()
+    reads = LoadGenerator([host.url("/api/v1/clips")], threads=3, max_seconds=120, timeout=10)
+    with open_transaction_reading_clips(host, hold_seconds=25), reads:
+        assert reads.wait_for_requests(20), reads.result.summary()
+        started = time.monotonic()
+        proc = host.release("deploy", timeout=120)
+        took = time.monotonic() - started
+        assert reads.wait_for_requests(20)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "lock timeout" in proc.stderr and "waited more than 1s" in proc.stderr
+    assert "migrate-force" not in proc.stderr, "nothing to repair: the transaction rolled back"
+    assert took < 20, f"the deploy waited {took:.0f}s for the lock instead of giving up"
+    # The site's reads of clips never queued behind the ALTER TABLE (they would time out).
+    assert reads.result.failed == 0, reads.result.summary()
+    assert reads.result.percentile_ms(100) < 4000, reads.result.summary()
+    assert host.served_version()["version"] == "v1"
+    # golang-migrate's dirty mark was cleared back: the next deploy needs no migrate-force.
+    assert host.psql("SELECT version, dirty FROM schema_migrations").strip() == schema_before
+    again = host.release("deploy")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert host.psql("SELECT version, dirty FROM schema_migrations").strip() == "3|f"
+
+
+def test_a_deploy_refuses_while_a_backup_holds_the_host_lock_and_says_which(
+    app_host_on_v1: AppHost,
+) -> None:
+    host = app_host_on_v1
+    before = running(host)
+    host.use_images("v2", "v2", "v2")
+    state = host.root / "state"
+    with (state / "host.lock").open("w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        holder = {"pid": os.getpid(), "command": "clipper-backup backup", "host": "app-1",
+                  "user": "root", "started_at": "2026-12-02T03:15:00Z"}  # fmt: skip
+        (state / "host.lock.holder").write_text(json.dumps(holder))
+        proc = host.release("deploy")
+    assert proc.returncode == 75, proc.stdout + proc.stderr
+    assert "another backup is running on app-1: 'clipper-backup backup'" in proc.stderr
+    assert "refused, nothing changed" in proc.stderr
+    assert running(host) == before and host.served_version()["version"] == "v1"
+
+
+# ------------------------------------------------- 2. the old colour stops only after traffic moved
+
+
+def test_a_backend_that_fails_right_after_its_first_ready_answer_never_gets_traffic(
+    app_host_on_v1: AppHost,
+) -> None:
+    host = app_host_on_v1
+    active = colour_of(host)
+    host.use_images("ready-once", "v2", "v1")
+    with host.load() as load:
+        assert load.wait_for_requests(30)
+        proc = host.release("deploy")
+        assert load.wait_for_requests(30)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert f"the {other(active)} colour" in proc.stderr
+    assert "answered ready, then failed" in proc.stderr
+    assert "stand-in built to fail after one ready answer" in proc.stderr
+    assert load.result.failed == 0, load.result.summary() + host.nginx_errors()
+    assert running(host) == only_colour_running(host, active)
+    assert host.containers() == only_colour_running(host, active), "the failed one is removed"
+
+
+def test_an_nginx_reload_that_changes_nothing_is_caught_and_the_old_colour_keeps_serving(
+    app_host_on_v1: AppHost,
+) -> None:
+    host = app_host_on_v1
+    active = colour_of(host)
+    nginx = {"test_command": nginx_command(host, "-t", "-q"), "reload_command": ["true"]}
+    host.write_config(nginx=nginx)
+    host.use_images("v2", "v2", "v2")
+    with host.load() as load:
+        assert load.wait_for_requests(30)
+        proc = host.release("deploy")
+        assert load.wait_for_requests(30)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert f"nginx reloaded but still does not serve the {other(active)} colour" in proc.stderr
+    assert f"nginx points at {active} again" in proc.stderr
+    assert load.result.failed == 0, load.result.summary() + host.nginx_errors()
+    assert set(load.result.versions) == {"v1"}
+    assert host.containers() == only_colour_running(host, active)
+    assert f"Active colour: {active}" in host.include.read_text()
+
+
+# ------------------------------------------------------- 3. exactly one colour after a failure
+
+
+def test_a_frontend_that_cannot_start_leaves_only_the_serving_colour(
+    app_host_on_v1: AppHost,
+) -> None:
+    host = app_host_on_v1
+    active = colour_of(host)
+    host.use_images("v2", "v2", "v2")
+    squatter = socket.socket()
+    squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    squatter.bind(("127.0.0.1", host.frontend_ports[other(active)]))  # type: ignore[index]
+    squatter.listen()
+    try:
+        with host.load() as load:
+            proc = host.release("deploy")
+            assert load.wait_for_requests(20)
+    finally:
+        squatter.close()
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert f"docker run clipper-t{host.token}-{other(active)}-frontend failed" in proc.stderr
+    assert "the half-started" in proc.stderr and f"{active} keeps serving" in proc.stderr
+    assert load.result.failed == 0, load.result.summary()
+    assert host.containers() == only_colour_running(host, active)
+
+
+def test_nginx_rejecting_the_switch_leaves_only_the_serving_colour_which_alone_survives_reboot(
+    app_host_on_v1: AppHost,
+) -> None:
+    host = app_host_on_v1
+    active = colour_of(host)
+    reload = nginx_command(host, "-s", "reload")
+    host.write_config(nginx={"test_command": reject_include_of(host, other(active)),
+                             "reload_command": reload})  # fmt: skip
+    host.use_images("v2", "v2", "v2")
+    with host.load() as load:
+        proc = host.release("deploy")
+        assert load.wait_for_requests(20)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert f"nginx rejected the config with the {other(active)} include" in proc.stderr
+    assert load.result.failed == 0, load.result.summary()
+    assert host.containers() == only_colour_running(host, active)
+    for role in ("backend", "frontend"):
+        assert restart_policy(host, f"clipper-t{host.token}-{active}-{role}") == "unless-stopped"
+
+
+def test_a_served_colour_restarts_after_a_reboot_and_a_retired_one_does_not(
+    app_host_on_v1: AppHost,
+) -> None:
+    host = app_host_on_v1
+    old = colour_of(host)
+    host.use_images("v2", "v2", "v2")
+    assert host.release("deploy").returncode == 0
+    new = other(old)
+    for role in ("backend", "frontend"):
+        assert restart_policy(host, f"clipper-t{host.token}-{new}-{role}") == "unless-stopped"
+        assert restart_policy(host, f"clipper-t{host.token}-{old}-{role}") == "no"
+
+
+def test_a_rollback_that_nginx_rejects_leaves_only_the_serving_colour(
+    app_host_on_v1: AppHost,
+) -> None:
+    host = app_host_on_v1
+    host.use_images("v2", "v2", "v2")
+    assert host.release("deploy").returncode == 0
+    active = colour_of(host)
+    reload = nginx_command(host, "-s", "reload")
+    host.write_config(nginx={"test_command": reject_include_of(host, other(active)),
+                             "reload_command": reload})  # fmt: skip
+    proc = host.release("rollback")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert running(host) == only_colour_running(host, active)
+    assert host.served_version()["version"] == "v2"
+    assert f"{other(active)} was stopped again (kept for rollback)" in proc.stderr
+
+
+# ------------------------------------------------------------ 6. rollback after a rotation
+
+
+def test_a_rollback_after_a_secret_rotation_serves_the_current_secret(
+    app_host_on_v1: AppHost,
+) -> None:
+    host = app_host_on_v1
+    host.use_images("v2", "v2", "v2")
+    assert host.release("deploy").returncode == 0
+    rotated = "rotated-twitch-secret-after-a-leak"
+    host.write_backend_env({**host.env, "TWITCH_CLIENT_SECRET": rotated})
+    deployed = host.release("deploy")
+    assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+    assert host.served_version()["env_sha256"]["TWITCH_CLIENT_SECRET"] == short_sha(rotated)
+    with host.load() as load:
+        proc = host.release("rollback")
+        assert load.wait_for_requests(20)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "carry an older env file (a secret was rotated since)" in proc.stdout
+    assert load.result.failed == 0, load.result.summary()
+    served: dict[str, Any] = host.served_version()
+    assert served["env_sha256"]["TWITCH_CLIENT_SECRET"] == short_sha(rotated), (
+        "the rollback brought the revoked secret back"
+    )
+    stale = [n for n in host.containers() if n.endswith("-backend")]
+    for name in stale:
+        inspect = host.engine.run(["inspect", "--format", "{{json .Config.Env}}", name]).stdout
+        assert "TWITCH_CLIENT_SECRET=tw " not in inspect, f"{name} still holds the old secret"
