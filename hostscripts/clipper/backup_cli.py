@@ -104,14 +104,17 @@ def update_metrics(path: Path, values: dict[str, float]) -> None:
 
 
 def check_free_space(config: Config, pg: Postgres) -> None:
-    """Refuse before dumping when the dump could not fit in the work dir."""
+    """Refuse before dumping when the dump could not fit in the work dir: twice the last
+    dump's size when one was made here, else the database's own size (a safe upper bound)."""
     config.work_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     free = shutil.disk_usage(config.work_dir).free
-    size = pg.database_bytes()
-    if not dump_fits(free, size):
+    last = read_gauges(config.metrics_file, METRIC_HELP).get("clipper_backup_last_size_bytes")
+    needed = int(last * 2) if last else pg.database_bytes()
+    if not dump_fits(free, needed):
+        basis = "twice the last dump" if last else "the database's size"
         raise HostError(
-            f"not enough free disk space in {config.work_dir}: {free} bytes free, the database"
-            f" is {size} bytes (a dump may need up to that); free space or grow the disk"
+            f"not enough free disk space in {config.work_dir}: {free} bytes free, the dump may"
+            f" need {needed} bytes ({basis}); free space or grow the disk. Nothing was dumped."
         )
 
 

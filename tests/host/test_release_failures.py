@@ -296,3 +296,127 @@ def test_a_rollback_after_a_secret_rotation_serves_the_current_secret(
     for name in stale:
         inspect = host.engine.run(["inspect", "--format", "{{json .Config.Env}}", name]).stdout
         assert "TWITCH_CLIENT_SECRET=tw " not in inspect, f"{name} still holds the old secret"
+
+
+# ----------------------------------------------------- 5. a failed rollback --to does not stick
+
+
+def test_a_failed_rollback_to_a_named_release_does_not_poison_the_next_rollback(
+    app_host_on_v1: AppHost,
+) -> None:
+    host = app_host_on_v1
+    first = host.status()["active_release"]
+    host.use_images("v2", "v2", "v2")
+    assert host.release("deploy").returncode == 0
+    middle = host.status()["active_release"]
+    host.write_backend_env({**host.env, "TWITCH_CLIENT_SECRET": "rotated-for-a-third-release"})
+    assert host.release("deploy").returncode == 0
+    active = colour_of(host)
+    baseline_nginx = dict(host.config["nginx"])
+    host.write_config(
+        nginx={**baseline_nginx, "test_command": reject_include_of(host, other(active))}
+    )
+    failed = host.release("rollback", "--to", first)
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    assert "was not recorded as pending" in failed.stderr
+    assert "the next plain rollback goes one release back" in failed.stderr
+    host.write_config(nginx=baseline_nginx)
+    proc = host.release("rollback")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert host.status()["active_release"] == middle, "one step back, not to the failed --to"
+
+
+# -------------------------------------------------------- 8. migration messages tell the truth
+
+
+def test_a_wrong_database_password_is_reported_as_a_login_failure_not_a_repair(
+    app_host_on_v1: AppHost,
+) -> None:
+    host = app_host_on_v1
+    host.write_backend_env({**host.env, "DB_PASSWORD": "not-the-password"})
+    host.use_images("v2", "v2", "v2")
+    proc = host.release("deploy")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "password authentication failed" in proc.stderr
+    assert "could not log in" in proc.stderr
+    assert "migrate-force" not in proc.stderr
+    assert host.served_version()["version"] == "v1"
+
+
+def test_migrate_force_refuses_a_schema_that_is_not_dirty(app_host_on_v1: AppHost) -> None:
+    host = app_host_on_v1
+    before = host.psql("SELECT version, dirty FROM schema_migrations").strip()
+    proc = host.release("migrate-force", "0")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "the schema is not dirty" in proc.stderr and "Nothing was changed" in proc.stderr
+    assert host.psql("SELECT version, dirty FROM schema_migrations").strip() == before
+
+
+# ---------------------------------------------------------------- 9. bad state files
+
+
+def test_a_release_record_of_the_wrong_shape_stops_with_its_name_and_the_site_keeps_serving(
+    app_host_on_v1: AppHost,
+) -> None:
+    host = app_host_on_v1
+    record = host.root / "state" / "releases.json"
+    good = record.read_text()
+    record.write_text(json.dumps({"releases": {"v1": "not a list"}, "active": "v1"}))
+    try:
+        host.use_images("v2", "v2", "v2")
+        proc = host.release("deploy")
+    finally:
+        record.write_text(good)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert f"{record}: 'releases' must be a list" in proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert host.served_version()["version"] == "v1"
+
+
+def test_a_truncated_deploy_config_stops_with_its_name(app_host_on_v1: AppHost) -> None:
+    host = app_host_on_v1
+    text = host.config_path.read_text()
+    host.config_path.write_text(text[: len(text) // 2])
+    proc = host.release("deploy")
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert f"cannot read {host.config_path}" in proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert host.served_version()["version"] == "v1"
+
+
+# ------------------------------------------------------------------ the release metrics
+
+
+def _gauges(host: AppHost) -> dict[str, str]:
+    lines = host.metrics_file.read_text().splitlines()
+    return dict(line.rsplit(" ", 1) for line in lines if line and not line.startswith("#"))
+
+
+def test_the_release_metrics_name_the_serving_release_after_every_attempt(
+    app_host_on_v1: AppHost,
+) -> None:
+    host = app_host_on_v1
+    host.use_images("v2", "v2", "v2")
+    assert host.release("deploy").returncode == 0
+    status = host.status()
+    serving = next(r for r in status["releases"] if r["id"] == status["active_release"])
+    gauges = _gauges(host)
+    info = (
+        f'clipper_release_info{{release="{serving["id"]}",color="{status["active_color"]}",'
+        f'backend_image="{serving["images"]["backend"]}",'
+        f'frontend_image="{serving["images"]["frontend"]}"}}'
+    )
+    assert gauges[info] == "1"
+    assert gauges["clipper_release_last_attempt_success"] == "1"
+    changed = float(gauges["clipper_release_last_change_timestamp_seconds"])
+    assert time.time() - 120 < changed <= time.time()
+
+    host.write_config(ready_timeout_seconds=3)
+    host.use_images("never-ready", "v2", "v2")
+    assert host.release("deploy").returncode == 1
+    after = _gauges(host)
+    assert after[info] == "1", "still the serving release"
+    assert after["clipper_release_last_attempt_success"] == "0"
+    assert float(after["clipper_release_last_change_timestamp_seconds"]) == changed
+    assert float(after["clipper_release_last_attempt_timestamp_seconds"]) >= changed
+    assert [n for n in os.listdir(host.metrics_file.parent) if n.startswith(".")] == []

@@ -61,7 +61,11 @@ __all__ = [
 ]
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
-RELEASE_SCRIPT = PROJECT_DIR / "hostscripts" / "clipper-release"
+# CLIPPER_TEST_RELEASE_SCRIPT runs the tests against another build of the script (to see a test
+# fail against the code from before its fix); unset, the repository's launcher.
+RELEASE_SCRIPT = Path(
+    os.environ.get("CLIPPER_TEST_RELEASE_SCRIPT") or PROJECT_DIR / "hostscripts" / "clipper-release"
+)
 IMAGES_DIR = PROJECT_DIR / "tests" / "images"
 # pgvector is not packaged for Debian 12's PostgreSQL 15: the test database creates the others.
 TEST_EXTENSIONS = tuple(name for name in DATABASE_EXTENSIONS if name != "vector")
