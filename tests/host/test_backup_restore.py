@@ -8,7 +8,6 @@ moto does not expire objects, so nothing here pretends it does.
 
 from __future__ import annotations
 
-import fcntl
 import glob
 import hashlib
 import json
@@ -29,6 +28,7 @@ import pytest
 from components.renderers.backup_units import BackupTarget, render_backup_config
 from tests.support import PostgresServer, free_port
 from tests.support.procs import stop_pid, wait_for_port
+from tests.support.release_host import hold_host_lock
 
 # CLIPPER_TEST_BACKUP_SCRIPT runs the tests against another build of the script (to see a test
 # fail against the code from before its fix); unset, the repository's launcher.
@@ -380,12 +380,8 @@ def test_an_unknown_backup_key_is_refused(site: BackupSite) -> None:
 def test_a_second_run_is_refused_while_one_holds_the_lock(site: BackupSite) -> None:
     # The host lock is clipper-release's too (its state dir: where releases.json lives).
     state = Path(site.config["releases_file"]).parent
-    state.mkdir(parents=True, exist_ok=True)
-    with (state / "host.lock").open("w") as held:
-        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        (state / "host.lock.holder").write_text(
-            json.dumps({"pid": os.getpid(), "command": "clipper-backup backup", "started_at": "x"})
-        )
+    holder = {"pid": os.getpid(), "command": "clipper-backup backup", "started_at": "x"}
+    with hold_host_lock(state, holder):
         proc = site.run("backup")
         drill = site.run("drill")
     assert proc.returncode == 75, proc.stdout
@@ -398,13 +394,9 @@ def test_a_second_run_is_refused_while_one_holds_the_lock(site: BackupSite) -> N
 def test_a_backup_refuses_while_a_deploy_holds_the_host_lock_and_says_so(site: BackupSite) -> None:
     """One lock for deploy, rollback, backup and drill: pg_dump never holds its locks while a
     migration runs (and the other way round)."""
-    state = Path(site.config["releases_file"]).parent
-    state.mkdir(parents=True, exist_ok=True)
-    with (state / "host.lock").open("w") as held:
-        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        holder = {"pid": os.getpid(), "command": "clipper-release deploy", "host": "app-1",
-                  "user": "deploy", "started_at": "2026-12-02T03:00:00Z"}  # fmt: skip
-        (state / "host.lock.holder").write_text(json.dumps(holder))
+    holder = {"pid": os.getpid(), "command": "clipper-release deploy", "host": "app-1",
+              "user": "deploy", "started_at": "2026-12-02T03:00:00Z"}  # fmt: skip
+    with hold_host_lock(Path(site.config["releases_file"]).parent, holder):
         proc = site.run("backup")
     assert proc.returncode == 75, proc.stdout
     assert "another deploy is running on app-1: 'clipper-release deploy'" in proc.stdout

@@ -5,7 +5,6 @@ shared app host and, where traffic matters, keeps load on the site through nginx
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
@@ -19,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from tests.support.load import LoadGenerator
-from tests.support.release_host import AppHost
+from tests.support.load import LoadGenerator, LoadResult
+from tests.support.release_host import AppHost, hold_host_lock
 
 pytestmark = pytest.mark.slow
 
@@ -59,6 +58,17 @@ def nginx_command(host: AppHost, *args: str) -> list[str]:
         "nginx", "-p", f"{prefix}/", "-e", str(prefix / "error.log"),
         "-c", str(prefix / "nginx.conf"), *args,
     ]  # fmt: skip
+
+
+def release_under_load(
+    host: AppHost, *args: str
+) -> tuple[subprocess.CompletedProcess[str], LoadResult]:
+    """Run clipper-release with load on the site through nginx before, during and after."""
+    with host.load() as load:
+        assert load.wait_for_requests(20), load.result.summary()
+        proc = host.release(*args)
+        assert load.wait_for_requests(20), load.result.summary()
+    return proc, load.result
 
 
 def reject_include_of(host: AppHost, color: str) -> list[str]:
@@ -136,12 +146,9 @@ def test_a_deploy_refuses_while_a_backup_holds_the_host_lock_and_says_which(
     host = app_host_on_v1
     before = running(host)
     host.use_images("v2", "v2", "v2")
-    state = host.root / "state"
-    with (state / "host.lock").open("w") as held:
-        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        holder = {"pid": os.getpid(), "command": "clipper-backup backup", "host": "app-1",
-                  "user": "root", "started_at": "2026-12-02T03:15:00Z"}  # fmt: skip
-        (state / "host.lock.holder").write_text(json.dumps(holder))
+    holder = {"pid": os.getpid(), "command": "clipper-backup backup", "host": "app-1",
+              "user": "root", "started_at": "2026-12-02T03:15:00Z"}  # fmt: skip
+    with hold_host_lock(host.root / "state", holder):
         proc = host.release("deploy")
     assert proc.returncode == 75, proc.stdout + proc.stderr
     assert "another backup is running on app-1: 'clipper-backup backup'" in proc.stderr
@@ -158,15 +165,12 @@ def test_a_backend_that_fails_right_after_its_first_ready_answer_never_gets_traf
     host = app_host_on_v1
     active = colour_of(host)
     host.use_images("ready-once", "v2", "v1")
-    with host.load() as load:
-        assert load.wait_for_requests(30)
-        proc = host.release("deploy")
-        assert load.wait_for_requests(30)
+    proc, result = release_under_load(host, "deploy")
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert f"the {other(active)} colour" in proc.stderr
     assert "answered ready, then failed" in proc.stderr
     assert "stand-in built to fail after one ready answer" in proc.stderr
-    assert load.result.failed == 0, load.result.summary() + host.nginx_errors()
+    assert result.failed == 0, result.summary() + host.nginx_errors()
     assert running(host) == only_colour_running(host, active)
     assert host.containers() == only_colour_running(host, active), "the failed one is removed"
 
@@ -179,15 +183,12 @@ def test_an_nginx_reload_that_changes_nothing_is_caught_and_the_old_colour_keeps
     nginx = {"test_command": nginx_command(host, "-t", "-q"), "reload_command": ["true"]}
     host.write_config(nginx=nginx)
     host.use_images("v2", "v2", "v2")
-    with host.load() as load:
-        assert load.wait_for_requests(30)
-        proc = host.release("deploy")
-        assert load.wait_for_requests(30)
+    proc, result = release_under_load(host, "deploy")
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert f"nginx reloaded but still does not serve the {other(active)} colour" in proc.stderr
     assert f"nginx points at {active} again" in proc.stderr
-    assert load.result.failed == 0, load.result.summary() + host.nginx_errors()
-    assert set(load.result.versions) == {"v1"}
+    assert result.failed == 0, result.summary() + host.nginx_errors()
+    assert set(result.versions) == {"v1"}
     assert host.containers() == only_colour_running(host, active)
     assert f"Active colour: {active}" in host.include.read_text()
 
@@ -206,15 +207,13 @@ def test_a_frontend_that_cannot_start_leaves_only_the_serving_colour(
     squatter.bind(("127.0.0.1", host.frontend_ports[other(active)]))  # type: ignore[index]
     squatter.listen()
     try:
-        with host.load() as load:
-            proc = host.release("deploy")
-            assert load.wait_for_requests(20)
+        proc, result = release_under_load(host, "deploy")
     finally:
         squatter.close()
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert f"docker run clipper-t{host.token}-{other(active)}-frontend failed" in proc.stderr
     assert "the half-started" in proc.stderr and f"{active} keeps serving" in proc.stderr
-    assert load.result.failed == 0, load.result.summary()
+    assert result.failed == 0, result.summary()
     assert host.containers() == only_colour_running(host, active)
 
 
@@ -227,12 +226,10 @@ def test_nginx_rejecting_the_switch_leaves_only_the_serving_colour_which_alone_s
     host.write_config(nginx={"test_command": reject_include_of(host, other(active)),
                              "reload_command": reload})  # fmt: skip
     host.use_images("v2", "v2", "v2")
-    with host.load() as load:
-        proc = host.release("deploy")
-        assert load.wait_for_requests(20)
+    proc, result = release_under_load(host, "deploy")
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert f"nginx rejected the config with the {other(active)} include" in proc.stderr
-    assert load.result.failed == 0, load.result.summary()
+    assert result.failed == 0, result.summary()
     assert host.containers() == only_colour_running(host, active)
     for role in ("backend", "frontend"):
         assert restart_policy(host, f"clipper-t{host.token}-{active}-{role}") == "unless-stopped"
@@ -282,12 +279,10 @@ def test_a_rollback_after_a_secret_rotation_serves_the_current_secret(
     deployed = host.release("deploy")
     assert deployed.returncode == 0, deployed.stdout + deployed.stderr
     assert host.served_version()["env_sha256"]["TWITCH_CLIENT_SECRET"] == short_sha(rotated)
-    with host.load() as load:
-        proc = host.release("rollback")
-        assert load.wait_for_requests(20)
+    proc, result = release_under_load(host, "rollback")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "carry an older env file (a secret was rotated since)" in proc.stdout
-    assert load.result.failed == 0, load.result.summary()
+    assert result.failed == 0, result.summary()
     served: dict[str, Any] = host.served_version()
     assert served["env_sha256"]["TWITCH_CLIENT_SECRET"] == short_sha(rotated), (
         "the rollback brought the revoked secret back"
@@ -420,3 +415,29 @@ def test_the_release_metrics_name_the_serving_release_after_every_attempt(
     assert float(after["clipper_release_last_change_timestamp_seconds"]) == changed
     assert float(after["clipper_release_last_attempt_timestamp_seconds"]) >= changed
     assert [n for n in os.listdir(host.metrics_file.parent) if n.startswith(".")] == []
+
+
+# --------------------------------------------- 4. one slow probe never moves traffic back
+
+
+def test_one_slow_readiness_answer_after_a_killed_drain_moves_no_traffic_and_rollback_goes_back_one(
+    app_host_on_v1: AppHost,
+) -> None:
+    host = app_host_on_v1
+    first = host.status()["active_release"]
+    host.use_images("v2", "v2", "v2")
+    host.write_config(drain_seconds=30)
+    deploying = host.spawn("deploy")
+    deploying.wait_for_line(r"draining (blue|green)")
+    deploying.kill()  # both colours run now; nginx points at the new one
+    new = colour_of(host)
+    assert len(running(host)) == 4
+    host.engine.run(["exec", f"clipper-t{host.token}-{new}-backend", "touch", "/tmp/slow-ready"])
+    host.write_config(drain_seconds=1)
+    proc, result = release_under_load(host, "rollback")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "pointing nginx back" not in proc.stdout, "a slow answer moved traffic"
+    assert f"to {first}" in proc.stdout, "the record's previous release, one step back"
+    assert host.status()["active_release"] == first
+    assert host.served_version()["version"] == "v1"
+    assert result.failed == 0, result.summary()

@@ -18,6 +18,7 @@ release prune can only ever remove this host's tags.
 from __future__ import annotations
 
 import base64
+import fcntl
 import http.client
 import json
 import os
@@ -29,7 +30,8 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,6 +59,7 @@ __all__ = [
     "ReleaseImages",
     "ScriptRun",
     "build_release_images",
+    "hold_host_lock",
     "settings_for",
 ]
 
@@ -143,6 +146,17 @@ def build_release_images(engine: DockerEngine, base_image: str) -> ReleaseImages
 
 
 # ---------------------------------------------------------------------------------- the script
+
+
+@contextmanager
+def hold_host_lock(state_dir: Path, holder: Mapping[str, Any]) -> Iterator[None]:
+    """Hold the host lock as another run would (deploy, backup, ...), naming it in the holder
+    file, so a test sees what a second run says."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    with (state_dir / "host.lock").open("w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        (state_dir / "host.lock.holder").write_text(json.dumps(dict(holder)))
+        yield
 
 
 class ScriptRun:

@@ -11,6 +11,7 @@ and SIGTERM drain as the real app (see shared/clipper-app.md), in a few lines of
 - `/api/v1/sleep?ms=N`: a slow request, to prove in-flight requests survive a drain.
 - SIGTERM: stop accepting, finish in-flight requests for up to 5 s, exit (Go's Shutdown).
 
+- `/tmp/slow-ready` (created with `docker exec`): readiness answers become slow (3.5 s).
 - `/api/v1/clips`: counts the clips table (a read the app's pages make), so a test sees queries
   queue behind a migration's lock.
 
@@ -38,6 +39,8 @@ VERSION = os.environ.get("CLIPPER_STANDIN_VERSION", "dev")
 MODE = os.environ.get("CLIPPER_STANDIN_MODE", "normal")
 DRAIN_SECONDS = 5.0
 CHECK_TIMEOUT = 3
+# `docker exec NAME touch /tmp/slow-ready`: from then on /health/ready answers take 3.5 s.
+SLOW_READY_FLAG = "/tmp/slow-ready"
 # Every variable the real backend reads (config/config.go); the fingerprint covers them all.
 APP_VARIABLES = (
     "PORT", "GIN_MODE", "ENVIRONMENT", "BASE_URL", "DB_HOST", "DB_PORT", "DB_USER",
@@ -167,6 +170,9 @@ def ready(_: Handler) -> tuple[int, str, bytes]:
         return as_json(503, {"status": "not ready", "error": "redis unavailable"})
     if MODE == "never-ready":
         return as_json(503, {"status": "not ready", "error": "stand-in built never to be ready"})
+    if os.path.exists(SLOW_READY_FLAG):
+        # Slow answers, as the real app's DB and Redis pings can take up to 3 s each.
+        time.sleep(CHECK_TIMEOUT + 0.5)
     _ready_answers += 1
     return as_json(200, {"status": "ready", "checks": {"database": "ok", "redis": "ok"}})
 
