@@ -5,6 +5,7 @@ shared app host and, where traffic matters, keeps load on the site through nginx
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -441,3 +442,85 @@ def test_one_slow_readiness_answer_after_a_killed_drain_moves_no_traffic_and_rol
     assert host.status()["active_release"] == first
     assert host.served_version()["version"] == "v1"
     assert result.failed == 0, result.summary()
+
+
+# ------------------------------------------- 10. WebSockets and long requests across a deploy
+
+
+def ws_connect(host: AppHost, party: str) -> socket.socket:
+    """A WebSocket client through nginx: the handshake, checked (RFC 6455)."""
+    key = base64.b64encode(os.urandom(16)).decode()
+    sock = socket.create_connection(("127.0.0.1", host.port), timeout=30)
+    sock.sendall(
+        f"GET /api/v1/watch-parties/{party}/ws HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+        "Sec-WebSocket-Version: 13\r\n\r\n".encode()
+    )
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = sock.recv(1)
+        assert chunk, f"no handshake answer: {head!r}"
+        head += chunk
+    assert head.startswith(b"HTTP/1.1 101"), head
+    accept = base64.b64encode(
+        hashlib.sha1((key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest()  # noqa: S324
+    )
+    assert b"Sec-WebSocket-Accept: " + accept in head
+    return sock
+
+
+def ws_send(sock: socket.socket, text: str) -> None:
+    mask, data = os.urandom(4), text.encode()
+    masked = bytes(b ^ mask[i % 4] for i, b in enumerate(data))
+    sock.sendall(bytes([0x81, 0x80 | len(data)]) + mask + masked)
+
+
+def ws_receive(sock: socket.socket) -> tuple[int, bytes]:
+    """One server frame: (opcode, payload); (-1, b"") when the TCP connection just ended."""
+    head = sock.recv(2)
+    if len(head) < 2:
+        return -1, b""
+    length = head[1] & 0x7F
+    payload = b""
+    while len(payload) < length:
+        payload += sock.recv(length - len(payload))
+    return head[0] & 0x0F, payload
+
+
+def test_websockets_and_long_requests_get_a_clean_close_when_their_colour_retires(
+    app_host_on_v1: AppHost,
+) -> None:
+    host = app_host_on_v1
+    socket_before = ws_connect(host, "party-1")
+    ws_send(socket_before, "hello")
+    assert ws_receive(socket_before) == (0x1, b"hello")
+    long_answer: list[Any] = []
+
+    def long_request() -> None:
+        started = time.monotonic()
+        try:
+            status, _, _ = host.get("/api/v1/sleep?ms=20000")
+            long_answer.append((status, time.monotonic() - started))
+        except OSError as exc:
+            long_answer.append((repr(exc), time.monotonic() - started))
+
+    waiter = threading.Thread(target=long_request)
+    waiter.start()
+    time.sleep(0.5)
+    host.use_images("v2", "v2", "v2")
+    proc = host.release("deploy")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    opcode, payload = ws_receive(socket_before)
+    assert opcode == 0x8, f"expected a close frame, got {opcode} {payload!r}"
+    assert int.from_bytes(payload[:2], "big") == 1001, payload  # going away: reconnect
+    socket_before.close()
+    waiter.join(timeout=60)
+    # Longer than the drain (1 s), the idle wait (5 s) and the backend's own 5 s: nginx answers
+    # 502 once the old colour stops, a complete HTTP answer, well before the 20 s it asked for.
+    assert long_answer and long_answer[0][0] == 502, long_answer
+    assert long_answer[0][1] < 19, long_answer
+    socket_after = ws_connect(host, "party-1")  # the client's reconnect lands on v2
+    ws_send(socket_after, "again")
+    assert ws_receive(socket_after) == (0x1, b"again")
+    socket_after.close()
+    assert host.served_version()["version"] == "v2"

@@ -235,6 +235,13 @@ server {{
     proxy_set_header Connection "";
     proxy_set_header Host $host;
     proxy_set_header X-Forwarded-For $remote_addr;
+    # As the real site (components/renderers/nginx.py): the watch-party sockets upgrade.
+    location ~ ^/api/v1/watch-parties/[^/]+/ws$ {{
+        proxy_pass http://clipper_backend;
+        proxy_set_header Upgrade $http_upgrade;
+        proxy_set_header Connection "upgrade";
+        proxy_read_timeout 600s;
+    }}
     location /api/ {{ proxy_pass http://clipper_backend; }}
     location /health {{ proxy_pass http://clipper_backend; }}
     location / {{ proxy_pass http://clipper_frontend; }}
@@ -518,11 +525,18 @@ class AppHost(ManagedService):
         self._check_images_are_local()
         return ScriptRun(self.script_argv(*args), self.script_env())
 
-    def load(self, threads: int = 4, max_seconds: float = 180.0) -> LoadGenerator:
+    def load(
+        self, threads: int = 4, max_seconds: float = 180.0, *, keep_alive: bool = False
+    ) -> LoadGenerator:
         """Steady load through nginx on both colours' paths: the API, readiness (PostgreSQL
         and Redis), a slow request that is in flight during switches, and the SPA."""
         paths = ["/api/v1/version", "/health/ready", "/api/v1/sleep?ms=150", "/"]
-        return LoadGenerator([self.url(p) for p in paths], threads=threads, max_seconds=max_seconds)
+        return LoadGenerator(
+            [self.url(p) for p in paths],
+            threads=threads,
+            max_seconds=max_seconds,
+            keep_alive=keep_alive,
+        )
 
     def status(self) -> dict[str, Any]:
         proc = self.release("status", "--json")

@@ -11,6 +11,8 @@ and SIGTERM drain as the real app (see shared/clipper-app.md), in a few lines of
 - `/api/v1/sleep?ms=N`: a slow request, to prove in-flight requests survive a drain.
 - SIGTERM: stop accepting, finish in-flight requests for up to 5 s, exit (Go's Shutdown).
 
+- `/api/v1/watch-parties/{id}/ws`: a WebSocket (tests/images/common/websocket.py) that
+  echoes, and closes with 1001 "going away" on SIGTERM.
 - `/tmp/slow-ready` (created with `docker exec`): readiness answers become slow (3.5 s).
 - `/api/v1/clips`: counts the clips table (a read the app's pages make), so a test sees queries
   queue behind a migration's lock.
@@ -26,6 +28,7 @@ import binascii
 import hashlib
 import json
 import os
+import re
 import socket
 import sys
 import threading
@@ -34,6 +37,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import psycopg2  # type: ignore[import-untyped]
 from graceful_http import GracefulServer, Handler, Route, log, serve
+from websocket import watch_party
 
 VERSION = os.environ.get("CLIPPER_STANDIN_VERSION", "dev")
 MODE = os.environ.get("CLIPPER_STANDIN_MODE", "normal")
@@ -200,7 +204,7 @@ def version(_: Handler) -> tuple[int, str, bytes]:
 
 def sleep(handler: Handler) -> tuple[int, str, bytes]:
     query = parse_qs(urlsplit(handler.path).query)
-    millis = min(int(query.get("ms", ["100"])[0]), 5000)
+    millis = min(int(query.get("ms", ["100"])[0]), 20000)
     time.sleep(millis / 1000)
     return as_json(200, {"slept_ms": millis, "version": VERSION})
 
@@ -257,6 +261,7 @@ def main() -> None:
     }
     if MODE == "ready-once":
         Handler.routes = {path: failing_after_one_ready(r) for path, r in Handler.routes.items()}
+    Handler.upgrades = [(re.compile(r"/api/v1/watch-parties/[^/]+/ws"), watch_party)]
     Handler.extra_headers = {"X-Clipper-Version": VERSION}
     # The Go app binds :PORT; on the host network the stand-in keeps to loopback, where nginx
     # reaches it, so a test never opens a port on the machine's other interfaces.
