@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import http.client
 import json
 import os
 import socket
@@ -498,11 +499,14 @@ def test_websockets_and_long_requests_get_a_clean_close_when_their_colour_retire
 
     def long_request() -> None:
         started = time.monotonic()
+        conn = http.client.HTTPConnection("127.0.0.1", host.port, timeout=40)
         try:
-            status, _, _ = host.get("/api/v1/sleep?ms=20000")
-            long_answer.append((status, time.monotonic() - started))
+            conn.request("GET", "/api/v1/sleep?ms=20000")
+            long_answer.append((conn.getresponse().status, time.monotonic() - started))
         except OSError as exc:
             long_answer.append((repr(exc), time.monotonic() - started))
+        finally:
+            conn.close()
 
     waiter = threading.Thread(target=long_request)
     waiter.start()
