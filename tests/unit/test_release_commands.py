@@ -26,7 +26,8 @@ from components.database import APP_DATABASE, APP_USER, POOL_NAME
 from components.host_files import role_of
 from components.offline.render import host_files
 from components.offline.runner import ProgramRun
-from components.remote_files import INSTALLER, bundle
+from components.remote_files import HOSTSCRIPTS_DIR as HOSTSCRIPTS
+from components.remote_files import INSTALLER, bundle, host_package_files
 from tests.support.program import (
     contains_text,
     custom_run,
@@ -276,6 +277,35 @@ def test_the_scripts_bundle_installs_the_host_script_and_its_config_in_plain_tex
     assert files[host_layout.DEPLOY_CONFIG_FILE]["mode"] == "0644"
     config = json.loads(files[host_layout.DEPLOY_CONFIG_FILE]["content"])
     assert config["images"]["backend"] == "ghcr.io/subculture-collective/clipper/backend:v1.4.0"
+    # The launcher and the whole host package it imports, as the repository has them.
+    package = HOSTSCRIPTS / "clipper"
+    for module in package.rglob("*.py"):
+        path = f"{host_layout.HOST_PACKAGE_DIR}/clipper/{module.relative_to(package).as_posix()}"
+        assert files[path]["content"] == module.read_text() and files[path]["mode"] == "0644"
+
+
+def test_the_installed_launchers_find_the_package_where_the_bundle_puts_it(
+    tmp_path: Path,
+) -> None:
+    """The host's layout (bin/ beside lib/clipper/), installed by the real installer."""
+    bundled = [
+        {"path": str(tmp_path) + f.path, "mode": f.mode, "content": f.content}
+        for f in host_package_files()
+    ]
+    for launcher in ("clipper-release", "clipper-backup"):
+        source = HOSTSCRIPTS / launcher
+        bundled.append(
+            {"path": f"{tmp_path}/usr/local/bin/{launcher}", "mode": "0755",
+             "content": source.read_text()}
+        )  # fmt: skip
+    assert _install(bundled).returncode == 0
+    for launcher, words in (("clipper-release", "blue-green"), ("clipper-backup", "PostgreSQL")):
+        proc = subprocess.run(
+            [sys.executable, "-I", f"{tmp_path}/usr/local/bin/{launcher}", "--help"],
+            capture_output=True, text=True, check=False, cwd=tmp_path,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        assert words in proc.stdout
 
 
 def test_offline_render_shows_the_release_files_with_their_modes() -> None:

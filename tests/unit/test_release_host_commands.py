@@ -16,7 +16,7 @@ from components.renderers.deploy_config import HostTarget, render_deploy_config
 from tests.support.program import settings_for
 
 REGISTRY_DOCKER = ("docker", "--config", "/etc/clipper/registry")
-RELEASE = {
+RELEASE: dict[str, Any] = {
     "id": "v1.4.0-0123abcd",
     "version": "v1.4.0",
     "fingerprint": "f" * 64,
