@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import fcntl
+import hashlib
 import http.client
 import json
 import os
@@ -112,16 +113,25 @@ _BUILDS: dict[str, tuple[str, dict[str, str]]] = {
 }
 
 
-_BACKEND_VARIANTS = ("v1", "v2", "never-ready", "crash", "ready-once")
+def images_digest() -> str:
+    """A short hash of everything under tests/images: the tags built from it carry it, so
+    worktrees with other stand-ins that share the Docker engine never use each other's builds."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in IMAGES_DIR.rglob("*") if p.is_file()):
+        digest.update(path.relative_to(IMAGES_DIR).as_posix().encode() + b"\0")
+        digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()[:10]
 
 
 def build_release_images(engine: DockerEngine, base_image: str) -> ReleaseImages:
     """Build every stand-in image (Docker's layer cache makes a rebuild take ~2 s)."""
     assert base_image == "local/clipper-base:1", "tests/images/*/Dockerfile build FROM it"
     env = {**engine.env, "DOCKER_BUILDKIT": "0"}
+    suffix = images_digest()
     with file_lock(cache_dir() / "release-images.lock"):
         for tag, (dockerfile, args) in _BUILDS.items():
-            argv = ["docker", "build", "-q", "-t", tag, "-f", str(IMAGES_DIR / dockerfile)]
+            argv = ["docker", "build", "-q", "-t", f"{tag}-{suffix}"]
+            argv += ["-f", str(IMAGES_DIR / dockerfile)]
             for key, value in args.items():
                 argv += ["--build-arg", f"{key}={value}"]
             proc = subprocess.run(
@@ -134,14 +144,15 @@ def build_release_images(engine: DockerEngine, base_image: str) -> ReleaseImages
             )
             if proc.returncode != 0:
                 raise ServiceError("docker", f"build {tag}", proc.stdout + proc.stderr)
+    groups: dict[str, dict[str, str]] = {}
+    for tag in _BUILDS:
+        name, key = tag.rsplit(":", 1)
+        groups.setdefault(name.rsplit("-", 1)[-1], {})[key] = f"{tag}-{suffix}"
     return ReleaseImages(
-        backend={
-            k: f"local/clipper-backend:{k}"
-            for k in ("v1", "v2", "never-ready", "crash", "ready-once")
-        },
-        frontend={k: f"local/clipper-frontend:{k}" for k in ("v1", "v2")},
-        migrations={k: f"local/clipper-migrations:{k}" for k in ("v1", "v2", "bad", "alter")},
-        migrate="local/clipper-migrate:standin",
+        backend=groups["backend"],
+        frontend=groups["frontend"],
+        migrations=groups["migrations"],
+        migrate=groups["migrate"]["standin"],
     )
 
 

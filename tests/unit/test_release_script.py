@@ -275,7 +275,7 @@ def test_golang_migrate_gets_the_migrations_copied_in_not_bind_mounted(
         if argv[1] == "create":
             assert env is not None and env["PGPASSWORD"] == "s3cret"
             # Bounded lock waits: the migration fails alone instead of queueing the site.
-            assert env["PGOPTIONS"] == "-c lock_timeout=5s -c statement_timeout=15min"
+            assert env["PGOPTIONS"] == "-c lock_timeout=1s -c statement_timeout=15min"
 
 
 def test_a_migration_left_running_by_a_killed_deploy_is_waited_for_not_cut_short(
