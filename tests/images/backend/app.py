@@ -13,7 +13,7 @@ and SIGTERM drain as the real app (see shared/clipper-app.md), in a few lines of
 
 - `/api/v1/watch-parties/{id}/ws`: a WebSocket (tests/images/common/websocket.py) that
   echoes, and closes with 1001 "going away" on SIGTERM.
-- `/tmp/slow-ready` (created with `docker exec`): readiness answers become slow (3.5 s).
+- `/tmp/slow-ready` (touched with `docker exec`): readiness answers are slow (3.5 s) for 20 s.
 - `/api/v1/clips`: counts the clips table (a read the app's pages make), so a test sees queries
   queue behind a migration's lock.
 
@@ -43,8 +43,9 @@ VERSION = os.environ.get("CLIPPER_STANDIN_VERSION", "dev")
 MODE = os.environ.get("CLIPPER_STANDIN_MODE", "normal")
 DRAIN_SECONDS = 5.0
 CHECK_TIMEOUT = 3
-# `docker exec NAME touch /tmp/slow-ready`: from then on /health/ready answers take 3.5 s.
+# `docker exec NAME touch /tmp/slow-ready`: for 20 s, /health/ready answers take 3.5 s.
 SLOW_READY_FLAG = "/tmp/slow-ready"
+SLOW_READY_SECONDS = 20.0
 # Every variable the real backend reads (config/config.go); the fingerprint covers them all.
 APP_VARIABLES = (
     "PORT", "GIN_MODE", "ENVIRONMENT", "BASE_URL", "DB_HOST", "DB_PORT", "DB_USER",
@@ -162,6 +163,15 @@ def live(_: Handler) -> tuple[int, str, bytes]:
 _ready_answers = 0
 
 
+def slow_ready() -> bool:
+    """Whether the slow-ready flag was set in the last SLOW_READY_SECONDS (it expires, so a
+    container kept for rollback and started again later is not slow any more)."""
+    try:
+        return time.time() - os.path.getmtime(SLOW_READY_FLAG) < SLOW_READY_SECONDS
+    except OSError:
+        return False
+
+
 def ready(_: Handler) -> tuple[int, str, bytes]:
     global _ready_answers  # noqa: PLW0603 (one counter per process, for MODE ready-once)
     try:
@@ -174,7 +184,7 @@ def ready(_: Handler) -> tuple[int, str, bytes]:
         return as_json(503, {"status": "not ready", "error": "redis unavailable"})
     if MODE == "never-ready":
         return as_json(503, {"status": "not ready", "error": "stand-in built never to be ready"})
-    if os.path.exists(SLOW_READY_FLAG):
+    if slow_ready():
         # Slow answers, as the real app's DB and Redis pings can take up to 3 s each.
         time.sleep(CHECK_TIMEOUT + 0.5)
     _ready_answers += 1
