@@ -1,28 +1,34 @@
-"""Benchmark: a blue-green deploy and a rollback under steady load, on this machine.
+"""Benchmark: blue-green deploys and rollbacks under steady load, on this machine.
 
-    .venv/bin/python bench/deploy_under_load.py [--threads 16] [--drain-seconds 1]
+    .venv/bin/python bench/deploy_under_load.py [--clients both] [--min-requests 10000]
+        [--threads 16] [--drain-seconds 1] [--script PATH]
 
 Sets up what the release tests use, from scratch if needed: the Debian packages
 (scripts/install-test-deps.sh when a tool is missing), a Docker engine with the registry-free
 base image and the stand-in app images, PostgreSQL, Redis and nginx on loopback, and one app
-host with release v1 live (tests/support/release_host.py). Then it drives steady load at the
-site through nginx, deploys v2 with the real hostscripts/clipper-release, rolls back to v1,
-stops the load and tears everything down. Every request goes to 127.0.0.1.
+host with release v1 live (tests/support/release_host.py). Then, once per kind of client
+(`fresh`: a new connection per request; `keep-alive`: each client reuses its connection as a
+browser does, retrying once when nginx closed it while idle), it drives steady load at the site
+through nginx, deploys v2 with the real hostscripts/clipper-release, rolls back to v1, and keeps
+the load on until at least --min-requests were sent. Every request goes to 127.0.0.1.
+`--script` runs another build of clipper-release (for a before/after comparison).
 
-The last line is `sent=N failed=N deploy_s=X rollback_s=Y`: requests sent and failed during
-the whole run, and the wall time of the deploy and rollback commands (each includes the
-drain before the old colour stops); the line before it says when traffic actually moved.
+One line per run: `clients=K sent=N failed=N retried=N deploy_s=X rollback_s=Y`: requests sent
+and failed during the run (retried: keep-alive connections found closed and retried), and the
+wall time of the deploy and rollback commands (each includes the drain and the checks through
+nginx before the old colour stops).
 """
 
 from __future__ import annotations
 
 import argparse
-import re
+import os
 import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_DIR))
@@ -41,9 +47,33 @@ def ensure_tools() -> None:
         subprocess.run(["bash", str(PROJECT_DIR / "scripts" / "install-test-deps.sh")], check=True)
 
 
-def switch_seconds(output: str, pattern: str) -> float | None:
-    match = re.search(pattern, output)
-    return float(match.group(1)) if match else None
+def one_run(host: Any, keep_alive: bool, args: argparse.Namespace) -> tuple[str, bool]:
+    """Deploy v2 and roll back to v1 under one kind of load; the result line and success."""
+    host.use_images("v2", "v2", "v2")
+    load = host.load(threads=args.threads, max_seconds=600, keep_alive=keep_alive)
+    with load:
+        time.sleep(args.settle_seconds)
+        t0 = time.monotonic()
+        deploy = host.release("deploy")
+        deploy_s = time.monotonic() - t0
+        time.sleep(args.settle_seconds)
+        t0 = time.monotonic()
+        rollback = host.release("rollback")
+        rollback_s = time.monotonic() - t0
+        while load.snapshot()[0] < args.min_requests:
+            time.sleep(0.2)
+    result = load.result
+    for name, proc in (("deploy", deploy), ("rollback", rollback)):
+        if proc.returncode != 0:
+            print(f"--- {name} (exit {proc.returncode})\n{proc.stdout}{proc.stderr}", flush=True)
+    print(f"load: {result.summary()}", flush=True)
+    clients = "keep-alive" if keep_alive else "fresh"
+    line = (
+        f"clients={clients} sent={result.sent} failed={result.failed} retried={result.retried}"
+        f" deploy_s={deploy_s:.1f} rollback_s={rollback_s:.1f}"
+    )
+    ok = deploy.returncode == 0 and rollback.returncode == 0
+    return line, ok and host.served_version()["version"] == "v1"
 
 
 def main() -> int:
@@ -55,14 +85,22 @@ def main() -> int:
     parser.add_argument(
         "--settle-seconds", type=float, default=2.0, help="load before/after each step"
     )
+    parser.add_argument("--min-requests", type=int, default=10_000, help="per run (default 10000)")
+    parser.add_argument("--clients", choices=("fresh", "keep-alive", "both"), default="both")
+    parser.add_argument("--script", type=Path, help="another clipper-release to measure")
     args = parser.parse_args()
+    if args.script:
+        os.environ["CLIPPER_TEST_RELEASE_SCRIPT"] = str(args.script.resolve())
     ensure_tools()
 
     from tests.support.docker import DockerEngine, build_base_image
-    from tests.support.release_host import AppHost, build_release_images
+    from tests.support.release_host import RELEASE_SCRIPT, AppHost, build_release_images
     from tests.support.services import PostgresServer, RedisServer
 
+    kinds = {"fresh": [False], "keep-alive": [True], "both": [True, False]}[args.clients]
     started = time.monotonic()
+    lines: list[str] = []
+    ok = True
     with DockerEngine() as engine, PostgresServer() as postgres, RedisServer() as redis:
         images = build_release_images(engine, build_base_image(engine))
         with AppHost(engine, postgres, redis, images) as host:
@@ -72,36 +110,13 @@ def main() -> int:
                 print(first.stdout + first.stderr, file=sys.stderr)
                 return 1
             print(f"setup done in {time.monotonic() - started:.1f}s; v1 live", flush=True)
-
-            host.use_images("v2", "v2", "v2")
-            with host.load(threads=args.threads) as load:
-                time.sleep(args.settle_seconds)
-                t0 = time.monotonic()
-                deploy = host.release("deploy")
-                deploy_s = time.monotonic() - t0
-                time.sleep(args.settle_seconds)
-                t0 = time.monotonic()
-                rollback = host.release("rollback")
-                rollback_s = time.monotonic() - t0
-                time.sleep(args.settle_seconds)
-            result = load.result
-            for name, proc in (("deploy", deploy), ("rollback", rollback)):
-                print(
-                    f"--- {name} (exit {proc.returncode})\n{proc.stdout}{proc.stderr}", flush=True
-                )
-            ok = deploy.returncode == 0 and rollback.returncode == 0
-            serving = host.served_version()["version"]
-            moved = switch_seconds(rollback.stdout, r"traffic moved in ([0-9.]+)s")
-            print(f"load: {result.summary()}")
-            print(
-                f"serving after rollback: {serving}; rollback moved traffic after"
-                f" {moved if moved is not None else '?'}s; drain {args.drain_seconds:g}s;"
-                f" total {time.monotonic() - started:.1f}s",
-                flush=True,
-            )
-    times = f"deploy_s={deploy_s:.1f} rollback_s={rollback_s:.1f}"
-    print(f"sent={result.sent} failed={result.failed} {times}")
-    return 0 if ok and serving == "v1" else 1
+            for keep_alive in kinds:
+                line, passed = one_run(host, keep_alive, args)
+                lines.append(line)
+                ok = ok and passed
+    print(f"script: {RELEASE_SCRIPT}; total {time.monotonic() - started:.1f}s")
+    print("\n".join(lines))
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

@@ -12,9 +12,9 @@ asked. What this component declares:
   uploads after a day; `protect`ed (and retained on delete) when the database is;
 - a Spaces access key whose only grant is read-write on that bucket;
 - on the FIRST app droplet only, over SSH as the `deploy` user (like the release): the
-  `clipper-backup` script, its config and systemd units (a RemoteFiles bundle), the key as a
-  0600 env file (a second, secret bundle), and one command that installs rclone and a
-  `pg_dump` as new as the server, and starts the timers.
+  `clipper-backup` launcher, the `clipper` host package, its config and systemd units (a
+  RemoteFiles bundle), the key as a 0600 env file (a second, secret bundle), and one command
+  that installs rclone and a `pg_dump` as new as the server, and starts the timers.
 
 Why the first app droplet: it always exists (appCount >= 1), the database firewall already trusts
 it, it holds the admin login the release writes (host_layout.DB_ADMIN_ENV_FILE), and one host
@@ -39,7 +39,7 @@ from components import host_layout
 from components.host_files import HostFile
 from components.host_ssh import deploy_ssh
 from components.release import AppHost
-from components.remote_files import RemoteFile, RemoteFiles, RemoteFilesArgs
+from components.remote_files import RemoteFile, RemoteFiles, RemoteFilesArgs, host_package_files
 from components.renderers.backup_units import (
     TIMERS,
     BackupTarget,
@@ -175,6 +175,7 @@ class Backups(pulumi.ComponentResource):
         )
         host_files = [
             HostFile(host_layout.BACKUP_SCRIPT, BACKUP_SCRIPT_SOURCE.read_text(), "0755"),
+            *host_package_files(),
             *backup_host_files(target, args.schedule),
         ]
         files = [RemoteFile(f.path, f.content, f.mode) for f in host_files]

@@ -27,6 +27,8 @@ REGISTRY_DOCKER_CONFIG_FILE: Final = "/etc/clipper/registry/config.json"
 EXPORTS_DIR: Final = "/var/lib/clipper/exports"
 BIN_DIR: Final = "/usr/local/bin"
 RELEASE_SCRIPT: Final = "/usr/local/bin/clipper-release"  # deploy | rollback | status
+# The `clipper` host package both launchers import (hostscripts/clipper in the repository).
+HOST_PACKAGE_DIR: Final = "/usr/local/lib/clipper"
 
 # nginx: the site, and the one small file a deploy rewrites to move traffic.
 NGINX_SITE_FILE: Final = "/etc/nginx/conf.d/clipper.conf"

@@ -5,7 +5,8 @@ user with the stack's deploy key:
 
 0. (before, in components/host_ssh.py: the droplet's host key, pinned by every command here);
 1. `ready`: wait for cloud-init to finish and for the host-ready marker it writes last;
-2. `scripts`: install `clipper-release` and its non-secret `deploy.json` (a RemoteFiles bundle);
+2. `scripts`: install `clipper-release`, the `clipper` host package it runs and its non-secret
+   `deploy.json` (a RemoteFiles bundle);
 3. `env`: write the backend's env file, the admin login for extensions and the registry's
    read-only pull credential (RemoteFiles, secret stdin, mode 0600), before any deploy,
    migration or pull reads them;
@@ -31,7 +32,7 @@ import pulumi_command as command
 
 from components import host_layout
 from components.host_ssh import deploy_ssh
-from components.remote_files import RemoteFile, RemoteFiles, RemoteFilesArgs
+from components.remote_files import RemoteFile, RemoteFiles, RemoteFilesArgs, host_package_files
 from components.renderers.deploy_config import IMAGE_KEYS, render_deploy_config
 from components.settings import Settings
 
@@ -109,6 +110,7 @@ class Release(pulumi.ComponentResource):
         )
         settings = args.settings
         script = RemoteFile(host_layout.RELEASE_SCRIPT, HOST_SCRIPT_SOURCE.read_text(), "0755")
+        package = [RemoteFile(f.path, f.content, f.mode) for f in host_package_files()]
         deploy_config = RemoteFile(
             host_layout.DEPLOY_CONFIG_FILE,
             images.apply(lambda pinned: render_deploy_config(settings, images=pinned)),
@@ -144,7 +146,7 @@ class Release(pulumi.ComponentResource):
                 f"{prefix}-scripts",
                 RemoteFilesArgs(
                     role="app",
-                    files=[script, deploy_config],
+                    files=[script, *package, deploy_config],
                     connection=connection,
                     triggers=[host.droplet_id],
                     depends_on=after,

@@ -18,13 +18,30 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pulumi
 import pulumi_command as command
 
+from components import host_layout
 from components.host_files import HostFile
 from components.renderers.sudoers import INSTALLER_PATH
+
+HOSTSCRIPTS_DIR = Path(__file__).resolve().parents[1] / "hostscripts"
+
+
+def host_package_files() -> list[HostFile]:
+    """The `clipper` host package (hostscripts/clipper/**.py) at HOST_PACKAGE_DIR/clipper/, where
+    the launchers /usr/local/bin/clipper-release and clipper-backup import it from."""
+    root = HOSTSCRIPTS_DIR / "clipper"
+    return [
+        HostFile(
+            f"{host_layout.HOST_PACKAGE_DIR}/clipper/{path.relative_to(root).as_posix()}",
+            path.read_text(),
+        )
+        for path in sorted(root.rglob("*.py"))
+    ]
 
 
 def install_command() -> str:

@@ -8,10 +8,11 @@ moto does not expire objects, so nothing here pretends it does.
 
 from __future__ import annotations
 
-import fcntl
+import glob
 import hashlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -27,8 +28,14 @@ import pytest
 from components.renderers.backup_units import BackupTarget, render_backup_config
 from tests.support import PostgresServer, free_port
 from tests.support.procs import stop_pid, wait_for_port
+from tests.support.release_host import hold_host_lock
 
-SCRIPT = Path(__file__).resolve().parents[2] / "hostscripts" / "clipper-backup"
+# CLIPPER_TEST_BACKUP_SCRIPT runs the tests against another build of the script (to see a test
+# fail against the code from before its fix); unset, the repository's launcher.
+SCRIPT = Path(
+    os.environ.get("CLIPPER_TEST_BACKUP_SCRIPT")
+    or Path(__file__).resolve().parents[2] / "hostscripts" / "clipper-backup"
+)
 REAL_RCLONE = "/usr/bin/rclone"
 ACCESS_KEY = "DO00TESTACCESSKEY"
 SECRET_KEY = "test-spaces-secret-do-not-leak-4f1c"
@@ -371,13 +378,10 @@ def test_an_unknown_backup_key_is_refused(site: BackupSite) -> None:
 
 
 def test_a_second_run_is_refused_while_one_holds_the_lock(site: BackupSite) -> None:
-    work = Path(site.config["work_dir"])
-    work.mkdir(parents=True)
-    with (work / "backup.lock").open("w") as held:
-        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        (work / "backup.lock.holder").write_text(
-            json.dumps({"pid": os.getpid(), "command": "clipper-backup backup", "started_at": "x"})
-        )
+    # The host lock is clipper-release's too (its state dir: where releases.json lives).
+    state = Path(site.config["releases_file"]).parent
+    holder = {"pid": os.getpid(), "command": "clipper-backup backup", "started_at": "x"}
+    with hold_host_lock(state, holder):
         proc = site.run("backup")
         drill = site.run("drill")
     assert proc.returncode == 75, proc.stdout
@@ -385,6 +389,19 @@ def test_a_second_run_is_refused_while_one_holds_the_lock(site: BackupSite) -> N
     assert f"pid {os.getpid()}" in proc.stdout
     assert site.object_keys() == []
     site.ok("backup")  # the lock went with its holder
+
+
+def test_a_backup_refuses_while_a_deploy_holds_the_host_lock_and_says_so(site: BackupSite) -> None:
+    """One lock for deploy, rollback, backup and drill: pg_dump never holds its locks while a
+    migration runs (and the other way round)."""
+    holder = {"pid": os.getpid(), "command": "clipper-release deploy", "host": "app-1",
+              "user": "deploy", "started_at": "2026-12-02T03:00:00Z"}  # fmt: skip
+    with hold_host_lock(Path(site.config["releases_file"]).parent, holder):
+        proc = site.run("backup")
+    assert proc.returncode == 75, proc.stdout
+    assert "another deploy is running on app-1: 'clipper-release deploy'" in proc.stdout
+    assert "refused, nothing changed" in proc.stdout
+    assert site.object_keys() == []
 
 
 def test_concurrent_backups_never_overlap(site: BackupSite) -> None:
@@ -503,3 +520,92 @@ def test_a_restore_with_a_role_leaves_the_app_role_owning_what_it_restored(
     finally:
         site.pg.psql(f'DROP DATABASE IF EXISTS "{site.database}_owned" WITH (FORCE)')
         site.pg.psql(f'DROP ROLE IF EXISTS "{role}"')
+
+
+# ------------------------------------------------------------- killed runs, full disks, clocks
+
+# A pg_dump that writes the whole dump, then stays busy (as a long dump does) until killed.
+SLOW_PG_DUMP = """#!/bin/bash
+{real} "$@" || exit $?
+case "$*" in *--file=*) echo "shim: dump written, still busy" >&2; exec sleep 120;; esac
+"""
+
+
+def _real_pg_bin() -> Path:
+    return Path(max(glob.glob("/usr/lib/postgresql/*/bin/pg_dump"))).parent
+
+
+def _with_config(site: BackupSite, **changes: Any) -> None:
+    site.config.update(changes)
+    site.config_path.write_text(json.dumps(site.config))
+
+
+def test_a_backup_stopped_by_sigterm_mid_dump_leaves_no_dump_and_records_a_failure(
+    site: BackupSite,
+) -> None:
+    """systemd's TimeoutStartSec sends SIGTERM: the run ends like a failure, cleanly."""
+    shims = site.root / "pg-shim"
+    shims.mkdir()
+    for tool in ("psql", "pg_restore"):
+        (shims / tool).symlink_to(_real_pg_bin() / tool)
+    (shims / "pg_dump").write_text(SLOW_PG_DUMP.format(real=_real_pg_bin() / "pg_dump"))
+    (shims / "pg_dump").chmod(0o755)
+    _with_config(site, pg_bin_dir=str(shims))
+    env = {**os.environ, "PATH": f"{site.shim_dir}:/usr/bin:/bin"}
+    command = ["/usr/bin/python3", str(SCRIPT), "--config", str(site.config_path), "backup"]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=env)  # fmt: skip
+    work = Path(site.config["work_dir"])
+    deadline = time.monotonic() + 60
+    while not list(work.glob("backup-*/db.dump")):
+        assert time.monotonic() < deadline and proc.poll() is None, "the dump never started"
+        time.sleep(0.1)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 1, out
+    assert "stopped by SIGTERM" in out
+    assert list(work.iterdir()) == [], "no dump (or temp dir) is left on disk"
+    assert "clipper_backup_last_failure_timestamp_seconds" in site.metrics()
+    assert site.object_keys() == []
+    _with_config(site, pg_bin_dir=None)
+    site.ok("backup")  # the lock went with it
+
+
+def test_a_killed_drills_scratch_database_is_dropped_at_the_next_drill(site: BackupSite) -> None:
+    site.ok("backup")
+    leftover = f"{site.database}_drill_20261201t031500z"
+    site.pg.psql(f'CREATE DATABASE "{leftover}"')
+    out = site.ok("drill")
+    assert f"dropping {leftover}, left by a drill that was killed" in out
+    assert _scratch_databases(site) == []
+
+
+def test_a_backup_that_would_not_fit_on_disk_is_refused_before_dumping(site: BackupSite) -> None:
+    small = site.root / "small-disk"
+    small.mkdir()
+    # A real 64 KiB filesystem: far smaller than the test database.
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(small)], check=True)
+    try:
+        _with_config(site, work_dir=str(small / "work"))
+        proc = site.run("backup")
+    finally:
+        subprocess.run(["umount", str(small)], check=True)
+    assert proc.returncode == 1, proc.stdout
+    assert "not enough free disk space" in proc.stdout and "bytes free" in proc.stdout
+    assert "pg_dump --format=custom" not in proc.stdout, "refused before the dump started"
+    assert site.object_keys() == []
+    assert "clipper_backup_last_failure_timestamp_seconds" in site.metrics()
+
+
+def test_a_backup_stamped_in_the_future_is_never_the_latest(site: BackupSite) -> None:
+    site.ok("backup")
+    (manifest,) = site.manifests()
+    future = "staging/postgres/2030/01/01/20300101T000000Z"
+    site.put(future + ".dump", site.get(manifest["dump"]["key"]))
+    forged = {**manifest, "created_at": "2030-01-01T00:00:00Z",
+              "dump": {**manifest["dump"], "key": future + ".dump"}}  # fmt: skip
+    site.put(future + ".json", json.dumps(forged).encode())
+    out = site.ok("drill")
+    assert f"backup of {manifest['created_at']}" in out, out
+    assert "2030-01-01" not in out

@@ -7,9 +7,10 @@ from __future__ import annotations
 import subprocess
 from configparser import ConfigParser
 from pathlib import Path
-from types import ModuleType
 
 import pytest
+from clipper.backup_config import Config as BackupConfig
+from clipper.envfile import parse_env_text
 
 from components import host_layout
 from components.backups import BACKUP_SCRIPT_SOURCE, enable_command
@@ -30,14 +31,9 @@ from components.renderers.backup_units import (
     render_drill_timer,
 )
 from tests.support.edge import install_host_files
-from tests.support.hostscripts import load_host_script
 
 SCHEDULE = "*-*-* 03:15:00 UTC"
 TARGET = BackupTarget("production", "clipper", "clipper-example-com-backups", "nyc3")
-
-
-def _backup_script() -> ModuleType:
-    return load_host_script(BACKUP_SCRIPT_SOURCE, "clipper_backup")
 
 
 def _unit(text: str) -> ConfigParser:
@@ -128,7 +124,7 @@ def test_each_service_runs_the_script_once_fenced_in_and_at_low_priority(
 def test_the_config_is_what_the_script_loads(tmp_path: Path) -> None:
     path = tmp_path / "backup.json"
     path.write_text(render_backup_config(TARGET))
-    loaded = _backup_script().Config.load(path)
+    loaded = BackupConfig.load(path)
     assert loaded.bucket == TARGET.bucket
     assert loaded.endpoint == "https://nyc3.digitaloceanspaces.com"
     assert str(loaded.credentials_file) == host_layout.BACKUP_CREDENTIALS_FILE
@@ -143,7 +139,7 @@ def test_the_config_is_what_the_script_loads(tmp_path: Path) -> None:
 )
 def test_the_credentials_file_round_trips_through_the_scripts_parser(secret: str) -> None:
     text = render_backup_credentials("DO00ACCESSKEY", secret)
-    values = _backup_script().parse_env_text(text, "backup.env")
+    values = parse_env_text(text, "backup.env")
     assert values == {"SPACES_ACCESS_KEY_ID": "DO00ACCESSKEY", "SPACES_SECRET_ACCESS_KEY": secret}
 
 

@@ -13,12 +13,12 @@ from typing import Any
 
 import pytest
 import yaml
+from clipper.backup_cli import METRIC_HELP as BACKUP_METRIC_HELP
 
 from components import slugs
 from components.renderers import alloy, dashboard, grafana, prometheus
 from components.renderers.monitoring_units import ETC_DIR
 from tests.support.alloy_parse import parse_alloy
-from tests.support.hostscripts import HOSTSCRIPTS_DIR, load_host_script
 from tests.support.monitoring import (
     STACKS,
     monitoring_file,
@@ -124,8 +124,7 @@ def _alloy_metrics(stack: str) -> set[str]:
 def exported_metrics(stack: str) -> dict[str, set[str]]:
     """job -> the metrics its targets export, for the jobs the rendered prometheus.yml has."""
     config = yaml.safe_load(monitoring_file(stack, "prometheus/prometheus.yml").content)
-    backup = load_host_script(HOSTSCRIPTS_DIR / "clipper-backup", "clipper_backup_script")
-    textfile = set(backup.METRIC_HELP) | RELEASE_CONTRACT
+    textfile = set(BACKUP_METRIC_HELP) | RELEASE_CONTRACT
     by_job: dict[str, set[str]] = {}
     for job in (j["job_name"] for j in config["scrape_configs"]):
         metrics = {"up"}

@@ -1,7 +1,11 @@
 """A bounded load generator for zero-downtime checks: N threads for at most T seconds.
 
-Every request is a fresh HTTP/1.1 connection to a loopback URL (no client keep-alive, so a
-failure is the server side's, never a client's race with an idle connection being closed).
+By default every request is a fresh HTTP/1.1 connection to a loopback URL (no client
+keep-alive, so a failure is the server side's, never a client's race with an idle connection
+being closed). With `keep_alive=True` each worker reuses one connection, as browsers do, and
+like them retries a request once on a new connection when a REUSED one turns out closed before
+any answer (nginx closes idle keep-alive connections when it reloads); those retries are
+counted apart (`LoadResult.retried`), and any other error counts as failed.
 Any answer that is not 2xx, and any connection error or timeout, counts as failed, with its
 reason. Responses carry the serving release in a header (the stand-in images send
 `X-Clipper-Version`), so a test can see which version answered, and when.
@@ -41,6 +45,7 @@ class LoadResult:
     versions: Counter[str] = field(default_factory=Counter)
     seconds: float = 0.0
     latencies_ms: list[float] = field(default_factory=list)
+    retried: int = 0  # keep-alive only: reused connections found closed, retried fresh
 
     @property
     def rate(self) -> float:
@@ -59,6 +64,8 @@ class LoadResult:
             f" ({self.rate:.0f} req/s, p50 {self.percentile_ms(50):.1f} ms,"
             f" p99 {self.percentile_ms(99):.1f} ms); versions: {dict(self.versions)}"
         )
+        if self.retried:
+            text += f"; {self.retried} closed keep-alive connections retried"
         if self.reasons:
             text += "; failures: " + "; ".join(f"{n}x {r}" for r, n in self.reasons.most_common(8))
         return text
@@ -80,6 +87,7 @@ class LoadGenerator:
         timeout: float = 10.0,
         pause: float = 0.0,
         version_header: str = "X-Clipper-Version",
+        keep_alive: bool = False,
     ) -> None:
         if not urls:
             raise ValueError("LoadGenerator needs at least one URL")
@@ -95,6 +103,7 @@ class LoadGenerator:
         self.timeout = timeout
         self.pause = pause
         self.version_header = version_header
+        self.keep_alive = keep_alive
         self.result = LoadResult()
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -161,35 +170,77 @@ class LoadGenerator:
     def _run(self, index: int) -> None:
         deadline = self._started + self.max_seconds
         position = index
-        while not self._stop.is_set() and time.monotonic() < deadline:
-            host, port, path = self._targets[position % len(self._targets)]
-            position += 1
-            started = time.monotonic()
-            ok, reason, version = self._request(host, port, path)
-            finished = time.monotonic()
-            with self._lock:
-                self.result.sent += 1
-                self.result.latencies_ms.append((finished - started) * 1000)
-                if ok:
-                    self.result.versions[version] += 1
-                    self._recent.append((finished, version))
+        connections: dict[tuple[str, int], http.client.HTTPConnection] = {}
+        try:
+            while not self._stop.is_set() and time.monotonic() < deadline:
+                host, port, path = self._targets[position % len(self._targets)]
+                position += 1
+                started = time.monotonic()
+                if self.keep_alive:
+                    ok, reason, version = self._reuse(connections, host, port, path)
                 else:
-                    self.result.failed += 1
-                    self.result.reasons[f"GET {path}: {reason}"] += 1
-            if self.pause:
-                time.sleep(self.pause)
+                    ok, reason, version = self._request(host, port, path)
+                finished = time.monotonic()
+                with self._lock:
+                    self.result.sent += 1
+                    self.result.latencies_ms.append((finished - started) * 1000)
+                    if ok:
+                        self.result.versions[version] += 1
+                        self._recent.append((finished, version))
+                    else:
+                        self.result.failed += 1
+                        self.result.reasons[f"GET {path}: {reason}"] += 1
+                if self.pause:
+                    time.sleep(self.pause)
+        finally:
+            for conn in connections.values():
+                conn.close()
+
+    def _answer(
+        self, conn: http.client.HTTPConnection, path: str, headers: dict[str, str]
+    ) -> tuple[bool, str, str]:
+        conn.request("GET", path, headers={"User-Agent": "clipper-load", **headers})
+        response = conn.getresponse()
+        response.read()
+        version = response.getheader(self.version_header) or "-"
+        if 200 <= response.status < 300:
+            return True, "", version
+        return False, f"HTTP {response.status} {response.reason}", version
 
     def _request(self, host: str, port: int, path: str) -> tuple[bool, str, str]:
         conn = http.client.HTTPConnection(host, port, timeout=self.timeout)
         try:
-            conn.request("GET", path, headers={"Connection": "close", "User-Agent": "clipper-load"})
-            response = conn.getresponse()
-            response.read()
-            version = response.getheader(self.version_header) or "-"
-            if 200 <= response.status < 300:
-                return True, "", version
-            return False, f"HTTP {response.status} {response.reason}", version
+            return self._answer(conn, path, {"Connection": "close"})
         except (OSError, http.client.HTTPException) as exc:
             return False, f"{exc.__class__.__name__}: {exc}", "-"
         finally:
             conn.close()
+
+    def _reuse(
+        self,
+        connections: dict[tuple[str, int], http.client.HTTPConnection],
+        host: str,
+        port: int,
+        path: str,
+    ) -> tuple[bool, str, str]:
+        conn = connections.get((host, port))
+        if conn is not None:
+            try:
+                return self._answer(conn, path, {})
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+                conn.close()  # closed by the server while idle: retry once, as browsers do
+                with self._lock:
+                    self.result.retried += 1
+            except (OSError, http.client.HTTPException) as exc:
+                conn.close()
+                del connections[(host, port)]
+                return False, f"{exc.__class__.__name__}: {exc}", "-"
+        conn = connections[(host, port)] = http.client.HTTPConnection(
+            host, port, timeout=self.timeout
+        )
+        try:
+            return self._answer(conn, path, {})
+        except (OSError, http.client.HTTPException) as exc:
+            conn.close()
+            del connections[(host, port)]
+            return False, f"{exc.__class__.__name__}: {exc}", "-"

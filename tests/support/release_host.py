@@ -18,6 +18,8 @@ release prune can only ever remove this host's tags.
 from __future__ import annotations
 
 import base64
+import fcntl
+import hashlib
 import http.client
 import json
 import os
@@ -29,10 +31,10 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 from components.host_layout import Color
@@ -47,7 +49,6 @@ from components.renderers.env_file import (
 from components.settings import DATABASE_EXTENSIONS
 
 from .docker import DockerEngine, cache_dir, file_lock
-from .hostscripts import load_host_script
 from .load import LoadGenerator
 from .procs import ManagedService, ServiceError, free_port, wait_until
 from .program import settings_for
@@ -59,20 +60,19 @@ __all__ = [
     "ReleaseImages",
     "ScriptRun",
     "build_release_images",
-    "load_release_script",
+    "hold_host_lock",
     "settings_for",
 ]
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
-RELEASE_SCRIPT = PROJECT_DIR / "hostscripts" / "clipper-release"
+# CLIPPER_TEST_RELEASE_SCRIPT runs the tests against another build of the script (to see a test
+# fail against the code from before its fix); unset, the repository's launcher.
+RELEASE_SCRIPT = Path(
+    os.environ.get("CLIPPER_TEST_RELEASE_SCRIPT") or PROJECT_DIR / "hostscripts" / "clipper-release"
+)
 IMAGES_DIR = PROJECT_DIR / "tests" / "images"
 # pgvector is not packaged for Debian 12's PostgreSQL 15: the test database creates the others.
 TEST_EXTENSIONS = tuple(name for name in DATABASE_EXTENSIONS if name != "vector")
-
-
-def load_release_script() -> ModuleType:
-    """Import hostscripts/clipper-release (a file without .py) as a module, for unit tests."""
-    return load_host_script(RELEASE_SCRIPT, "clipper_release")
 
 
 # ---------------------------------------------------------------------------------- images
@@ -82,9 +82,9 @@ def load_release_script() -> ModuleType:
 class ReleaseImages:
     """Local tags of the stand-in images (no registry: the release script must not pull)."""
 
-    backend: Mapping[str, str]  # v1, v2, never-ready, crash
+    backend: Mapping[str, str]  # v1, v2, never-ready, crash, ready-once
     frontend: Mapping[str, str]  # v1, v2
-    migrations: Mapping[str, str]  # v1, v2, bad
+    migrations: Mapping[str, str]  # v1, v2, bad, alter
     migrate: str
 
 
@@ -96,22 +96,42 @@ _BUILDS: dict[str, tuple[str, dict[str, str]]] = {
         {"VERSION": "v2-never-ready", "MODE": "never-ready"},
     ),
     "local/clipper-backend:crash": ("backend/Dockerfile", {"VERSION": "v2-crash", "MODE": "crash"}),
+    "local/clipper-backend:ready-once": (
+        "backend/Dockerfile",
+        {"VERSION": "v2-ready-once", "MODE": "ready-once"},
+    ),
     "local/clipper-frontend:v1": ("frontend/Dockerfile", {"VERSION": "v1"}),
     "local/clipper-frontend:v2": ("frontend/Dockerfile", {"VERSION": "v2"}),
     "local/clipper-migrations:v1": ("migrations/Dockerfile", {"INCLUDE": "v1", "RELEASE": "v1"}),
     "local/clipper-migrations:v2": ("migrations/Dockerfile", {"INCLUDE": "v2", "RELEASE": "v2"}),
     "local/clipper-migrations:bad": ("migrations/Dockerfile", {"INCLUDE": "v2", "RELEASE": "bad"}),
+    "local/clipper-migrations:alter": (
+        "migrations/Dockerfile",
+        {"INCLUDE": "v2", "RELEASE": "alter"},
+    ),
     "local/clipper-migrate:standin": ("migrate/Dockerfile", {}),
 }
+
+
+def images_digest() -> str:
+    """A short hash of everything under tests/images: the tags built from it carry it, so
+    worktrees with other stand-ins that share the Docker engine never use each other's builds."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in IMAGES_DIR.rglob("*") if p.is_file()):
+        digest.update(path.relative_to(IMAGES_DIR).as_posix().encode() + b"\0")
+        digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()[:10]
 
 
 def build_release_images(engine: DockerEngine, base_image: str) -> ReleaseImages:
     """Build every stand-in image (Docker's layer cache makes a rebuild take ~2 s)."""
     assert base_image == "local/clipper-base:1", "tests/images/*/Dockerfile build FROM it"
     env = {**engine.env, "DOCKER_BUILDKIT": "0"}
+    suffix = images_digest()
     with file_lock(cache_dir() / "release-images.lock"):
         for tag, (dockerfile, args) in _BUILDS.items():
-            argv = ["docker", "build", "-q", "-t", tag, "-f", str(IMAGES_DIR / dockerfile)]
+            argv = ["docker", "build", "-q", "-t", f"{tag}-{suffix}"]
+            argv += ["-f", str(IMAGES_DIR / dockerfile)]
             for key, value in args.items():
                 argv += ["--build-arg", f"{key}={value}"]
             proc = subprocess.run(
@@ -124,15 +144,30 @@ def build_release_images(engine: DockerEngine, base_image: str) -> ReleaseImages
             )
             if proc.returncode != 0:
                 raise ServiceError("docker", f"build {tag}", proc.stdout + proc.stderr)
+    groups: dict[str, dict[str, str]] = {}
+    for tag in _BUILDS:
+        name, key = tag.rsplit(":", 1)
+        groups.setdefault(name.rsplit("-", 1)[-1], {})[key] = f"{tag}-{suffix}"
     return ReleaseImages(
-        backend={k: f"local/clipper-backend:{k}" for k in ("v1", "v2", "never-ready", "crash")},
-        frontend={k: f"local/clipper-frontend:{k}" for k in ("v1", "v2")},
-        migrations={k: f"local/clipper-migrations:{k}" for k in ("v1", "v2", "bad")},
-        migrate="local/clipper-migrate:standin",
+        backend=groups["backend"],
+        frontend=groups["frontend"],
+        migrations=groups["migrations"],
+        migrate=groups["migrate"]["standin"],
     )
 
 
 # ---------------------------------------------------------------------------------- the script
+
+
+@contextmanager
+def hold_host_lock(state_dir: Path, holder: Mapping[str, Any]) -> Iterator[None]:
+    """Hold the host lock as another run would (deploy, backup, ...), naming it in the holder
+    file, so a test sees what a second run says."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    with (state_dir / "host.lock").open("w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        (state_dir / "host.lock.holder").write_text(json.dumps(dict(holder)))
+        yield
 
 
 class ScriptRun:
@@ -211,6 +246,13 @@ server {{
     proxy_set_header Connection "";
     proxy_set_header Host $host;
     proxy_set_header X-Forwarded-For $remote_addr;
+    # As the real site (components/renderers/nginx.py): the watch-party sockets upgrade.
+    location ~ ^/api/v1/watch-parties/[^/]+/ws$ {{
+        proxy_pass http://clipper_backend;
+        proxy_set_header Upgrade $http_upgrade;
+        proxy_set_header Connection "upgrade";
+        proxy_read_timeout 600s;
+    }}
     location /api/ {{ proxy_pass http://clipper_backend; }}
     location /health {{ proxy_pass http://clipper_backend; }}
     location / {{ proxy_pass http://clipper_frontend; }}
@@ -397,7 +439,15 @@ class AppHost(ManagedService):
         config["ready_timeout_seconds"] = 30
         config["drain_seconds"] = 1
         config["release_keep"] = 2
+        # Several answers in a row through this host's nginx before the old colour stops.
+        config["verify"] = {"url": self.url("/api/v1/version"), "answers": 5}
+        config["paths"]["release_metrics_file"] = str(self.metrics_file)
         return config
+
+    @property
+    def metrics_file(self) -> Path:
+        """node_exporter's textfile of this host's release metrics."""
+        return self.root / "node-exporter" / "clipper_release.prom"
 
     # -- what tests change
 
@@ -487,11 +537,18 @@ class AppHost(ManagedService):
         self._check_images_are_local()
         return ScriptRun(self.script_argv(*args), self.script_env())
 
-    def load(self, threads: int = 4, max_seconds: float = 180.0) -> LoadGenerator:
+    def load(
+        self, threads: int = 4, max_seconds: float = 180.0, *, keep_alive: bool = False
+    ) -> LoadGenerator:
         """Steady load through nginx on both colours' paths: the API, readiness (PostgreSQL
         and Redis), a slow request that is in flight during switches, and the SPA."""
         paths = ["/api/v1/version", "/health/ready", "/api/v1/sleep?ms=150", "/"]
-        return LoadGenerator([self.url(p) for p in paths], threads=threads, max_seconds=max_seconds)
+        return LoadGenerator(
+            [self.url(p) for p in paths],
+            threads=threads,
+            max_seconds=max_seconds,
+            keep_alive=keep_alive,
+        )
 
     def status(self) -> dict[str, Any]:
         proc = self.release("status", "--json")

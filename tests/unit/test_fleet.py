@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from clipper.decisions import rollback_target
 
 from components import host_layout
 from components.fleet import commands
@@ -44,7 +45,6 @@ from components.fleet.status import (
     previous_of,
     status_table,
 )
-from tests.support.release_host import load_release_script
 
 KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nAAAAtest\n-----END OPENSSH PRIVATE KEY-----\n"
 
@@ -258,9 +258,8 @@ def test_a_host_ssh_cannot_reach_is_unreachable_with_ssh_s_words() -> None:
 def test_the_previous_release_is_the_one_the_host_script_would_pick(
     active: str, newest_first: list[str]
 ) -> None:
-    script = load_release_script()
-    records = [{"id": rid} for rid in reversed(newest_first)]  # the script keeps oldest first
-    expected = script.rollback_target(records, active)
+    records = [{"id": rid} for rid in reversed(newest_first)]  # the host keeps oldest first
+    expected = rollback_target(records, active)
     assert previous_of(newest_first, active) == (expected["id"] if expected else None)
 
 

@@ -11,16 +11,22 @@ from __future__ import annotations
 
 import base64
 import json
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
+from clipper.envfile import parse_env_text
+from clipper.migrations import migrate_login
 
 from components import host_layout
 from components.database import APP_DATABASE, APP_USER, POOL_NAME
 from components.host_files import role_of
 from components.offline.render import host_files
 from components.offline.runner import ProgramRun
-from components.remote_files import install_command
+from components.remote_files import HOSTSCRIPTS_DIR as HOSTSCRIPTS
+from components.remote_files import host_package_files, install_command
 from tests.support.program import (
     STRIPE_PRICES,
     contains_text,
@@ -30,7 +36,6 @@ from tests.support.program import (
     plain,
     stack_run,
 )
-from tests.support.release_host import load_release_script
 
 COMMAND = "command:remote:Command"
 REMOTE_FILES = "clipper:host:RemoteFiles"
@@ -225,9 +230,8 @@ def test_the_env_files_let_migrations_reach_the_cluster_directly_whatever_the_ap
     run = _staging({"dbConnection": connection})
     stdin = json.loads(plain(_command(run, "app-1", "env").inputs["stdin"]))
     files = {f["path"]: f["content"] for f in stdin["files"]}
-    script = load_release_script()
-    app = script.parse_env_text(files[host_layout.BACKEND_ENV_FILE])
-    admin = script.parse_env_text(files[host_layout.DB_ADMIN_ENV_FILE])
+    app = parse_env_text(files[host_layout.BACKEND_ENV_FILE])
+    admin = parse_env_text(files[host_layout.DB_ADMIN_ENV_FILE])
     (cluster,) = [
         c for c in run.of_type("digitalocean:index/databaseCluster:DatabaseCluster")
         if c.inputs["engine"] == "pg"
@@ -242,7 +246,7 @@ def test_the_env_files_let_migrations_reach_the_cluster_directly_whatever_the_ap
     else:
         assert (app["DB_HOST"], app["DB_PORT"], app["DB_NAME"]) == direct
     # What clipper-release makes of the two files: the cluster directly, as the app's user.
-    login = script.migrate_login(app, admin)
+    login = migrate_login(app, admin)
     assert login.url == f"postgres://{APP_USER}@{direct[0]}:25060/{APP_DATABASE}?sslmode=require"
     assert login.password == app["DB_PASSWORD"]
 
@@ -283,6 +287,32 @@ def test_the_scripts_bundle_installs_the_host_script_and_its_config_in_plain_tex
         "registry.digitalocean.com/clipper/backend:staging-"
     )
     assert "@sha256:" in config["images"]["backend"]
+    # The launcher and the whole host package it imports, as the repository has them.
+    package = HOSTSCRIPTS / "clipper"
+    for module in package.rglob("*.py"):
+        path = f"{host_layout.HOST_PACKAGE_DIR}/clipper/{module.relative_to(package).as_posix()}"
+        assert files[path]["content"] == module.read_text() and files[path]["mode"] == "0644"
+
+
+def test_the_installed_launchers_find_the_package_where_the_bundle_puts_it(
+    tmp_path: Path,
+) -> None:
+    """The host's layout (bin/ beside lib/clipper/), written where the bundle puts it (the
+    installer itself refuses paths outside the host's, tests/rendered/test_deploy_sudo.py)."""
+    bundled = [(str(tmp_path) + f.path, f.content) for f in host_package_files()]
+    for launcher in ("clipper-release", "clipper-backup"):
+        source = HOSTSCRIPTS / launcher
+        bundled.append((f"{tmp_path}/usr/local/bin/{launcher}", source.read_text()))
+    for path, content in bundled:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(content)
+    for launcher, words in (("clipper-release", "blue-green"), ("clipper-backup", "PostgreSQL")):
+        proc = subprocess.run(
+            [sys.executable, "-I", f"{tmp_path}/usr/local/bin/{launcher}", "--help"],
+            capture_output=True, text=True, check=False, cwd=tmp_path,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        assert words in proc.stdout
 
 
 def test_offline_render_shows_the_release_files_with_their_modes() -> None:

@@ -6,13 +6,13 @@ from __future__ import annotations
 import json
 import subprocess
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
+from clipper import decisions, envfile, errors, host, lock, migrations, release_cli, release_config
 
 from components.renderers.deploy_config import render_deploy_config
-from tests.support.release_host import load_release_script, settings_for
+from tests.support.release_host import settings_for
 
 IMAGES = {
     "backend": "ghcr.io/org/clipper/backend:v1.4.0",
@@ -24,36 +24,29 @@ RUNTIME = {"backend_run_args": ["--network", "host"], "port_env": "PORT"}
 
 
 @pytest.fixture(scope="module")
-def script() -> ModuleType:
-    return load_release_script()
-
-
-@pytest.fixture(scope="module")
-def config(script: ModuleType) -> Any:
+def config() -> Any:
     doc = json.loads(render_deploy_config(settings_for("staging")))
-    return script.parse_config(doc, Path("/etc/clipper/deploy.json"))
+    return release_config.parse_config(doc, Path("/etc/clipper/deploy.json"))
 
 
 # ------------------------------------------------------------------------------ colours
 
 
-def test_the_include_on_disk_names_the_active_colour(script: ModuleType, config: Any) -> None:
+def test_the_include_on_disk_names_the_active_colour(config: Any) -> None:
     for color in ("blue", "green"):
         text = config.colors[color].upstreams
-        assert script.color_of_include(text, config.colors) == color
-    assert script.color_of_include(None, config.colors) is None
+        assert decisions.color_of_include(text, config.colors) == color
+    assert decisions.color_of_include(None, config.colors) is None
 
 
-def test_a_hand_edited_include_is_still_recognised_by_its_port(
-    script: ModuleType, config: Any
-) -> None:
+def test_a_hand_edited_include_is_still_recognised_by_its_port(config: Any) -> None:
     edited = "upstream clipper_backend { server 127.0.0.1:8082; }\n"
-    assert script.color_of_include(edited, config.colors) == "green"
+    assert decisions.color_of_include(edited, config.colors) == "green"
 
 
-def test_an_include_pointing_nowhere_stops_the_deploy(script: ModuleType, config: Any) -> None:
-    with pytest.raises(script.ReleaseError, match="neither colour"):
-        script.color_of_include("upstream x { server 10.0.0.1:80; }\n", config.colors)
+def test_an_include_pointing_nowhere_stops_the_deploy(config: Any) -> None:
+    with pytest.raises(errors.HostError, match="neither colour"):
+        decisions.color_of_include("upstream x { server 10.0.0.1:80; }\n", config.colors)
 
 
 @pytest.mark.parametrize(
@@ -68,38 +61,36 @@ def test_an_include_pointing_nowhere_stops_the_deploy(script: ModuleType, config
     ],
 )
 def test_the_active_colour_is_the_one_that_can_serve(
-    script: ModuleType, disk: str | None, ready: dict[str, bool], active: str
+    disk: str | None, ready: dict[str, bool], active: str
 ) -> None:
-    assert script.choose_active(disk, ready) == active
+    assert decisions.choose_active(disk, ready) == active
 
 
-def test_the_idle_colour_is_the_other_one(script: ModuleType) -> None:
-    assert script.other_color("blue") == "green"
-    assert script.other_color("green") == "blue"
+def test_the_idle_colour_is_the_other_one() -> None:
+    assert decisions.other_color("blue") == "green"
+    assert decisions.other_color("green") == "blue"
 
 
 # ------------------------------------------------------------------------------ releases
 
 
-def test_the_fingerprint_changes_with_any_image_the_env_or_the_container_options(
-    script: ModuleType,
-) -> None:
-    base = script.release_fingerprint(IMAGES, "e" * 64, RUNTIME)
-    assert base == script.release_fingerprint(dict(reversed(IMAGES.items())), "e" * 64, RUNTIME)
+def test_the_fingerprint_changes_with_any_image_the_env_or_the_container_options() -> None:
+    base = decisions.release_fingerprint(IMAGES, "e" * 64, RUNTIME)
+    assert base == decisions.release_fingerprint(dict(reversed(IMAGES.items())), "e" * 64, RUNTIME)
     for key, ref in IMAGES.items():
         changed = {**IMAGES, key: ref + "-rc1"}
-        assert script.release_fingerprint(changed, "e" * 64, RUNTIME) != base
-    assert script.release_fingerprint(IMAGES, "f" * 64, RUNTIME) != base
-    assert script.release_fingerprint(IMAGES, "e" * 64, {**RUNTIME, "port_env": "X"}) != base
+        assert decisions.release_fingerprint(changed, "e" * 64, RUNTIME) != base
+    assert decisions.release_fingerprint(IMAGES, "f" * 64, RUNTIME) != base
+    assert decisions.release_fingerprint(IMAGES, "e" * 64, {**RUNTIME, "port_env": "X"}) != base
 
 
-def test_a_release_record_names_the_version_and_holds_no_secret(script: ModuleType) -> None:
+def test_a_release_record_names_the_version_and_holds_no_secret() -> None:
     env = {"DB_PASSWORD": "hunter2-very-secret", "MFA_ENCRYPTION_KEY": "k" * 32}
-    record = script.release_record(IMAGES, env, RUNTIME)
+    record = decisions.release_record(IMAGES, env, RUNTIME)
     assert record["version"] == "v1.4.0"
     assert record["id"].startswith("v1.4.0-") and len(record["id"]) == len("v1.4.0-") + 8
     assert "hunter2" not in json.dumps(record)
-    assert record["env_sha256"] == script.env_digest(env)
+    assert record["env_sha256"] == envfile.env_digest(env)
 
 
 @pytest.mark.parametrize(
@@ -111,45 +102,45 @@ def test_a_release_record_names_the_version_and_holds_no_secret(script: ModuleTy
         ("ghcr.io/org/backend@sha256:" + "c" * 64, "sha256:cccccccccccc"),
     ],
 )
-def test_the_version_shown_is_the_image_tag(script: ModuleType, ref: str, version: str) -> None:
-    assert script.image_version(ref) == version
+def test_the_version_shown_is_the_image_tag(ref: str, version: str) -> None:
+    assert decisions.image_version(ref) == version
 
 
 def _records(*ids: str) -> list[dict[str, Any]]:
     return [{"id": rid, "images": {"backend": f"img:{rid}"}} for rid in ids]
 
 
-def test_rollback_goes_to_the_release_before_the_active_one(script: ModuleType) -> None:
+def test_rollback_goes_to_the_release_before_the_active_one() -> None:
     releases = _records("r1", "r2", "r3")
-    assert script.rollback_target(releases, "r3")["id"] == "r2"
-    assert script.rollback_target(releases, "r2")["id"] == "r1"  # a second rollback walks back
-    assert script.rollback_target(releases, "r1") is None
-    assert script.rollback_target([], None) is None
+    assert decisions.rollback_target(releases, "r3") == releases[1]
+    assert decisions.rollback_target(releases, "r2") == releases[0]  # a second one walks back
+    assert decisions.rollback_target(releases, "r1") is None
+    assert decisions.rollback_target([], None) is None
 
 
-def test_pruning_keeps_the_active_release_and_the_newest_others(script: ModuleType) -> None:
+def test_pruning_keeps_the_active_release_and_the_newest_others() -> None:
     releases = _records("r1", "r2", "r3", "r4", "r5")
-    kept, dropped = script.prune_releases(releases, "r5", 2)
+    kept, dropped = decisions.prune_releases(releases, "r5", 2)
     assert [r["id"] for r in kept] == ["r3", "r4", "r5"]
     assert [r["id"] for r in dropped] == ["r1", "r2"]
     # After a rollback to r2 the active release is kept even though it is old.
-    kept, dropped = script.prune_releases(releases, "r2", 2)
+    kept, dropped = decisions.prune_releases(releases, "r2", 2)
     assert [r["id"] for r in kept] == ["r2", "r4", "r5"]
 
 
-def test_pruning_never_removes_an_image_a_kept_release_uses(script: ModuleType) -> None:
+def test_pruning_never_removes_an_image_a_kept_release_uses() -> None:
     dropped = [{"id": "old", "images": {"backend": "b:1", "migrate": "m@sha256:1"}}]
     kept = [{"id": "new", "images": {"backend": "b:2", "migrate": "m@sha256:1"}}]
-    assert script.images_to_remove(dropped, kept) == ["b:1"]
+    assert decisions.images_to_remove(dropped, kept) == ["b:1"]
 
 
 # ------------------------------------------------------------------------------ migrations
 
 
-def test_the_newest_migration_is_read_from_golang_migrate_file_names(script: ModuleType) -> None:
+def test_the_newest_migration_is_read_from_golang_migrate_file_names() -> None:
     names = ["000001_a.up.sql", "000001_a.down.sql", "000012_b.up.sql", "README", ".keep"]
-    assert script.newest_migration(names) == 12
-    assert script.newest_migration([]) == 0
+    assert migrations.newest_migration(names) == 12
+    assert migrations.newest_migration([]) == 0
 
 
 @pytest.mark.parametrize(
@@ -157,16 +148,14 @@ def test_the_newest_migration_is_read_from_golang_migrate_file_names(script: Mod
     [("3\n", (3, False)), ("12 (dirty)\n", (12, True)), ("error: no migration\n", (None, False))],
 )
 def test_golang_migrates_version_output_is_understood(
-    script: ModuleType, output: str, parsed: tuple[int | None, bool]
+    output: str, parsed: tuple[int | None, bool]
 ) -> None:
-    assert script.parse_migrate_version(output) == parsed
+    assert migrations.parse_migrate_version(output) == parsed
 
 
-def test_an_unreadable_schema_version_stops_the_deploy_with_migrates_words(
-    script: ModuleType,
-) -> None:
-    with pytest.raises(script.ReleaseError, match="failed to open database"):
-        script.parse_migrate_version("error: failed to open database: connection refused\n")
+def test_an_unreadable_schema_version_stops_the_deploy_with_migrates_words() -> None:
+    with pytest.raises(errors.HostError, match="failed to open database"):
+        migrations.parse_migrate_version("error: failed to open database: connection refused\n")
 
 
 APP_ENV = {
@@ -187,10 +176,10 @@ ADMIN_ENV = {
 }
 
 
-def test_migrations_go_to_the_cluster_directly_as_the_app_user_with_no_password_in_the_url(
-    script: ModuleType,
-) -> None:
-    login = script.migrate_login(APP_ENV, ADMIN_ENV)
+def test_migrations_go_to_the_cluster_directly_as_the_app_user_with_no_password_in_the_url() -> (
+    None
+):
+    login = migrations.migrate_login(APP_ENV, ADMIN_ENV)
     assert login.url == "postgres://app%20user@db.internal:25060/clipper?sslmode=require"
     assert login.password == "s3cret"
     assert login.target == "app%20user@db.internal:25060/clipper"
@@ -198,27 +187,25 @@ def test_migrations_go_to_the_cluster_directly_as_the_app_user_with_no_password_
         assert secret not in login.url
 
 
-def test_a_migrate_login_without_the_direct_address_is_refused(script: ModuleType) -> None:
-    with pytest.raises(script.ConfigError, match="admin env file lacks PGHOST"):
-        script.migrate_login(APP_ENV, {**ADMIN_ENV, "PGHOST": ""})
-    with pytest.raises(script.ConfigError, match="backend env file lacks DB_USER"):
-        script.migrate_login({**APP_ENV, "DB_USER": ""}, ADMIN_ENV)
+def test_a_migrate_login_without_the_direct_address_is_refused() -> None:
+    with pytest.raises(errors.ConfigError, match="admin env file lacks PGHOST"):
+        migrations.migrate_login(APP_ENV, {**ADMIN_ENV, "PGHOST": ""})
+    with pytest.raises(errors.ConfigError, match="backend env file lacks DB_USER"):
+        migrations.migrate_login({**APP_ENV, "DB_USER": ""}, ADMIN_ENV)
 
 
-def test_the_admin_creates_the_extensions_then_lets_the_app_user_create_in_public(
-    script: ModuleType,
-) -> None:
-    sql = script.database_setup_sql(["pgcrypto", "ltree"], "clipper")
+def test_the_admin_creates_the_extensions_then_lets_the_app_user_create_in_public() -> None:
+    sql = migrations.database_setup_sql(["pgcrypto", "ltree"], "clipper")
     assert sql.splitlines() == [
         'CREATE EXTENSION IF NOT EXISTS "pgcrypto";',
         'CREATE EXTENSION IF NOT EXISTS "ltree";',
         'GRANT CREATE, USAGE ON SCHEMA public TO "clipper";',
     ]
     # The role name comes from a file: it stays one quoted identifier whatever it holds.
-    hostile = script.database_setup_sql([], 'x"; DROP DATABASE clipper; --')
+    hostile = migrations.database_setup_sql([], 'x"; DROP DATABASE clipper; --')
     assert hostile == 'GRANT CREATE, USAGE ON SCHEMA public TO "x""; DROP DATABASE clipper; --";\n'
-    with pytest.raises(script.ConfigError):
-        script.quote_ident("")
+    with pytest.raises(errors.ConfigError):
+        migrations.quote_ident("")
 
 
 # deploy.json's docker prefix (`docker --config /etc/clipper/registry`): what each call starts with.
@@ -254,27 +241,26 @@ class FakeDocker:
 
 
 def _migrate_with(
-    script: ModuleType, config: Any, monkeypatch: pytest.MonkeyPatch, fake: FakeDocker
+    config: Any, monkeypatch: pytest.MonkeyPatch, fake: FakeDocker
 ) -> subprocess.CompletedProcess[str]:
-    monkeypatch.setattr(script, "run", fake)
-    login = script.migrate_login(APP_ENV, ADMIN_ENV)
-    host = script.Host(config)
-    result: subprocess.CompletedProcess[str] = host.migrate(
+    monkeypatch.setattr(host, "run", fake)
+    login = migrations.migrate_login(APP_ENV, ADMIN_ENV)
+    result: subprocess.CompletedProcess[str] = host.Host(config).migrate(
         "migrate/migrate:v4.17.0", login, Path("/var/lib/clipper/migrations/v1-abc"), "up"
     )
     return result
 
 
 def test_golang_migrate_gets_the_migrations_copied_in_not_bind_mounted(
-    script: ModuleType, config: Any, monkeypatch: pytest.MonkeyPatch
+    config: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     fake = FakeDocker()
-    result = _migrate_with(script, config, monkeypatch, fake)
+    result = _migrate_with(config, monkeypatch, fake)
     assert result.returncode == 0 and "create_clips" in result.stderr
     runner = "clipper-migrate"
     create = next(c for c in fake.commands if c[0] == "create")
     assert create == [
-        "create", "--name", runner, "--network", "host", "-e", "PGPASSWORD",
+        "create", "--name", runner, "--network", "host", "-e", "PGPASSWORD", "-e", "PGOPTIONS",
         "migrate/migrate:v4.17.0", "-path", "/migrations",
         "-database", "postgres://app%20user@db.internal:25060/clipper?sslmode=require", "up",
     ]  # fmt: skip
@@ -292,13 +278,15 @@ def test_golang_migrate_gets_the_migrations_copied_in_not_bind_mounted(
         assert "s3cret" not in " ".join(argv)
         if argv[DOCKER_ARGC] == "create":
             assert env is not None and env["PGPASSWORD"] == "s3cret"
+            # Bounded lock waits: the migration fails alone instead of queueing the site.
+            assert env["PGOPTIONS"] == "-c lock_timeout=1s -c statement_timeout=15min"
 
 
 def test_a_migration_left_running_by_a_killed_deploy_is_waited_for_not_cut_short(
-    script: ModuleType, config: Any, monkeypatch: pytest.MonkeyPatch
+    config: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     fake = FakeDocker(running={"clipper-migrate"})
-    _migrate_with(script, config, monkeypatch, fake)
+    _migrate_with(config, monkeypatch, fake)
     steps = [c for c in fake.commands if c[0] != "container"]
     assert steps[:2] == [["wait", "clipper-migrate"], ["rm", "-f", "clipper-migrate"]]
 
@@ -308,10 +296,10 @@ def test_a_migration_left_running_by_a_killed_deploy_is_waited_for_not_cut_short
     [("latest", "'latest' is not a migration version"), ("-2", "a version is >= 0 (or -1")],
 )
 def test_migrate_force_takes_only_a_migration_version(
-    script: ModuleType, capsys: pytest.CaptureFixture[str], version: str, error: str
+    capsys: pytest.CaptureFixture[str], version: str, error: str
 ) -> None:
     with pytest.raises(SystemExit) as stopped:
-        script.main(["migrate-force", version])
+        release_cli.main(["migrate-force", version])
     assert stopped.value.code == 2 and error in capsys.readouterr().err
 
 
@@ -325,22 +313,22 @@ def test_the_rendered_deploy_config_is_what_the_script_reads(config: Any) -> Non
     assert str(config.backend_env_file) == "/etc/clipper/backend.env"
 
 
-def test_an_unknown_schema_is_refused_before_anything_runs(script: ModuleType) -> None:
+def test_an_unknown_schema_is_refused_before_anything_runs() -> None:
     doc = json.loads(render_deploy_config(settings_for("staging")))
     doc["schema"] = 2
-    with pytest.raises(script.ConfigError, match="schema 2"):
-        script.parse_config(doc, Path("deploy.json"))
+    with pytest.raises(errors.ConfigError, match="schema 2"):
+        release_config.parse_config(doc, Path("deploy.json"))
 
 
-def test_a_missing_key_is_named(script: ModuleType) -> None:
+def test_a_missing_key_is_named() -> None:
     doc = json.loads(render_deploy_config(settings_for("staging")))
     del doc["paths"]["state_dir"]
-    with pytest.raises(script.ConfigError, match="'state_dir'"):
-        script.parse_config(doc, Path("deploy.json"))
+    with pytest.raises(errors.ConfigError, match="'state_dir'"):
+        release_config.parse_config(doc, Path("deploy.json"))
 
 
-def test_the_lock_holder_is_described_with_who_what_and_since_when(script: ModuleType) -> None:
-    text = script.describe_holder(
+def test_the_lock_holder_is_described_with_who_what_and_since_when() -> None:
+    text = lock.describe_holder(
         {
             "user": "alice",
             "pid": 4242,

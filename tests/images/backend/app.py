@@ -11,7 +11,14 @@ and SIGTERM drain as the real app (see shared/clipper-app.md), in a few lines of
 - `/api/v1/sleep?ms=N`: a slow request, to prove in-flight requests survive a drain.
 - SIGTERM: stop accepting, finish in-flight requests for up to 5 s, exit (Go's Shutdown).
 
-Build args pick a variant: VERSION (v1, v2, ...), MODE (normal, never-ready, crash).
+- `/api/v1/watch-parties/{id}/ws`: a WebSocket (tests/images/common/websocket.py) that
+  echoes, and closes with 1001 "going away" on SIGTERM.
+- `/tmp/slow-ready` (touched with `docker exec`): readiness answers are slow (3.5 s) for 20 s.
+- `/api/v1/clips`: counts the clips table (a read the app's pages make), so a test sees queries
+  queue behind a migration's lock.
+
+Build args pick a variant: VERSION (v1, v2, ...), MODE (normal, never-ready, crash, ready-once:
+answers ready once, then fails every request, like a backend that dies right after its check).
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ import binascii
 import hashlib
 import json
 import os
+import re
 import socket
 import sys
 import threading
@@ -28,12 +36,16 @@ import time
 from urllib.parse import parse_qs, urlsplit
 
 import psycopg2  # type: ignore[import-untyped]
-from graceful_http import GracefulServer, Handler, log, serve
+from graceful_http import GracefulServer, Handler, Route, log, serve
+from websocket import watch_party
 
 VERSION = os.environ.get("CLIPPER_STANDIN_VERSION", "dev")
 MODE = os.environ.get("CLIPPER_STANDIN_MODE", "normal")
 DRAIN_SECONDS = 5.0
 CHECK_TIMEOUT = 3
+# `docker exec NAME touch /tmp/slow-ready`: for 20 s, /health/ready answers take 3.5 s.
+SLOW_READY_FLAG = "/tmp/slow-ready"
+SLOW_READY_SECONDS = 20.0
 # Every variable the real backend reads (config/config.go); the fingerprint covers them all.
 APP_VARIABLES = (
     "PORT", "GIN_MODE", "ENVIRONMENT", "BASE_URL", "DB_HOST", "DB_PORT", "DB_USER",
@@ -153,7 +165,20 @@ def live(_: Handler) -> tuple[int, str, bytes]:
     return as_json(200, {"status": "alive"})
 
 
+_ready_answers = 0
+
+
+def slow_ready() -> bool:
+    """Whether the slow-ready flag was set in the last SLOW_READY_SECONDS (it expires, so a
+    container kept for rollback and started again later is not slow any more)."""
+    try:
+        return time.time() - os.path.getmtime(SLOW_READY_FLAG) < SLOW_READY_SECONDS
+    except OSError:
+        return False
+
+
 def ready(_: Handler) -> tuple[int, str, bytes]:
+    global _ready_answers  # noqa: PLW0603 (one counter per process, for MODE ready-once)
     try:
         db_ping()
     except psycopg2.Error:
@@ -164,6 +189,10 @@ def ready(_: Handler) -> tuple[int, str, bytes]:
         return as_json(503, {"status": "not ready", "error": "redis unavailable"})
     if MODE == "never-ready":
         return as_json(503, {"status": "not ready", "error": "stand-in built never to be ready"})
+    if slow_ready():
+        # Slow answers, as the real app's DB and Redis pings can take up to 3 s each.
+        time.sleep(CHECK_TIMEOUT + 0.5)
+    _ready_answers += 1
     return as_json(200, {"status": "ready", "checks": {"database": "ok", "redis": "ok"}})
 
 
@@ -190,9 +219,33 @@ def version(_: Handler) -> tuple[int, str, bytes]:
 
 def sleep(handler: Handler) -> tuple[int, str, bytes]:
     query = parse_qs(urlsplit(handler.path).query)
-    millis = min(int(query.get("ms", ["100"])[0]), 5000)
+    millis = min(int(query.get("ms", ["100"])[0]), 20000)
     time.sleep(millis / 1000)
     return as_json(200, {"slept_ms": millis, "version": VERSION})
+
+
+def clips(_: Handler) -> tuple[int, str, bytes]:
+    conn = db_connect()
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT count(*) FROM clips")
+            (count,) = cur.fetchone()
+    except psycopg2.Error as exc:
+        return as_json(500, {"error": str(exc).strip().splitlines()[0]})
+    finally:
+        conn.close()
+    return as_json(200, {"clips": count, "version": VERSION})
+
+
+def failing_after_one_ready(route: Route) -> Route:
+    """MODE ready-once: after the first ready answer, every request fails."""
+
+    def guarded(handler: Handler) -> tuple[int, str, bytes]:
+        if _ready_answers >= 1:
+            return as_json(500, {"error": "stand-in built to fail after one ready answer"})
+        return route(handler)
+
+    return guarded
 
 
 def main() -> None:
@@ -219,7 +272,11 @@ def main() -> None:
         "/health/ready": ready,
         "/api/v1/version": version,
         "/api/v1/sleep": sleep,
+        "/api/v1/clips": clips,
     }
+    if MODE == "ready-once":
+        Handler.routes = {path: failing_after_one_ready(r) for path, r in Handler.routes.items()}
+    Handler.upgrades = [(re.compile(r"/api/v1/watch-parties/[^/]+/ws"), watch_party)]
     Handler.extra_headers = {"X-Clipper-Version": VERSION}
     # The Go app binds :PORT; on the host network the stand-in keeps to loopback, where nginx
     # reaches it, so a test never opens a port on the machine's other interfaces.

@@ -10,6 +10,7 @@ failed request: traffic has to leave a colour before the colour is stopped.
 from __future__ import annotations
 
 import contextlib
+import re
 import signal
 import socket
 import sys
@@ -20,6 +21,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
 
 Route = Callable[["Handler"], tuple[int, str, bytes]]
+# An upgrade (WebSocket) takes the connection over: it answers and talks by itself.
+Upgrade = Callable[["Handler"], None]
 
 
 def log(message: str) -> None:
@@ -70,6 +73,7 @@ class Handler(BaseHTTPRequestHandler):
     server: GracefulServer
     routes: ClassVar[dict[str, Route]] = {}  # path -> route; "*" answers every other path
     extra_headers: ClassVar[dict[str, str]] = {}
+    upgrades: ClassVar[list[tuple[re.Pattern[str], Upgrade]]] = []  # path pattern -> upgrade
 
     def setup(self) -> None:
         super().setup()
@@ -95,6 +99,11 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         path = self.path.split("?", 1)[0]
+        upgrade = next((u for pattern, u in self.upgrades if pattern.fullmatch(path)), None)
+        if upgrade is not None and self.headers.get("Upgrade", "").lower() == "websocket":
+            self.close_connection = True
+            upgrade(self)
+            return
         route = self.routes.get(path) or self.routes.get("*")
         if route is None:
             status, content_type, body = 404, "application/json", b'{"error":"not found"}'
