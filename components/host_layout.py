@@ -33,6 +33,11 @@ HOST_PACKAGE_DIR: Final = "/usr/local/lib/clipper"
 # nginx: the site, and the one small file a deploy rewrites to move traffic.
 NGINX_SITE_FILE: Final = "/etc/nginx/conf.d/clipper.conf"
 NGINX_ACTIVE_UPSTREAMS_FILE: Final = "/etc/nginx/clipper/active-upstreams.conf"
+# A loopback-only listener in that include: clipper-release asks it which backend nginx really
+# proxies to (the address in VERIFY_UPSTREAM_HEADER) before the old colour stops.
+NGINX_VERIFY_PORT: Final = 8099
+NGINX_VERIFY_PATH: Final = "/__clipper/upstream"
+VERIFY_UPSTREAM_HEADER: Final = "X-Clipper-Upstream"
 ACME_WEBROOT: Final = "/var/www/acme"
 # JSON access log, one object per line, for the log pipeline (logrotate: /var/log/nginx/*.json).
 NGINX_ACCESS_LOG: Final = "/var/log/nginx/clipper-access.json"

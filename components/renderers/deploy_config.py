@@ -16,6 +16,8 @@ Schema 1 (keys the script reads; the script refuses another schema number):
     paths                       {backend_env_file, db_admin_env_file, state_dir, nginx_include}
     nginx                       {test_command, reload_command}: argv lists
     health                      {backend_path, frontend_path}: readiness URLs on each colour
+    verify                      {url, answers, upstream_header}: the check through nginx that
+                                traffic moved (optional to the script; always rendered)
     ready_timeout_seconds       how long a new colour may take to become ready
     drain_seconds               how long the old colour keeps serving after the switch
     stop_timeout_seconds        docker stop grace (the backend drains up to 5 s on SIGTERM)
@@ -50,6 +52,8 @@ FRONTEND_HEALTH_PATH = "/health.html"
 FRONTEND_CONTAINER_PORT = 80
 # The backend reads its listen port from PORT; each colour gets its own on the host network.
 BACKEND_PORT_ENV = "PORT"
+# Consecutive answers through nginx from the new colour before the old one stops.
+VERIFY_ANSWERS = 5
 # Above the backend's own 5 s SIGTERM drain, so `docker stop` never cuts a request short.
 STOP_TIMEOUT_SECONDS = 15
 
@@ -85,6 +89,7 @@ class HostTarget:
     nginx_include: str = host_layout.NGINX_ACTIVE_UPSTREAMS_FILE
     nginx_test_command: tuple[str, ...] = ("nginx", "-t", "-q")
     nginx_reload_command: tuple[str, ...] = ("nginx", "-s", "reload")
+    nginx_verify_port: int = host_layout.NGINX_VERIFY_PORT
     container_prefix: str = "clipper"
     docker_command: tuple[str, ...] = ("docker", "--config", host_layout.REGISTRY_DOCKER_CONFIG_DIR)
     exports_dir: str = host_layout.EXPORTS_DIR
@@ -98,6 +103,7 @@ def _upstreams(color: Color, target: HostTarget) -> str:
     for default, port in (
         (host_layout.BACKEND_PORTS[color], target.backend_ports[color]),
         (host_layout.FRONTEND_PORTS[color], target.frontend_ports[color]),
+        (host_layout.NGINX_VERIFY_PORT, target.nginx_verify_port),
     ):
         if default != port:
             text = re.sub(rf"(?<=127\.0\.0\.1:){default}\b", str(port), text)
@@ -155,6 +161,13 @@ def deploy_config(
             "reload_command": list(target.nginx_reload_command),
         },
         "health": {"backend_path": BACKEND_READY_PATH, "frontend_path": FRONTEND_HEALTH_PATH},
+        # Before the old colour stops: VERIFY_ANSWERS answers in a row through nginx naming the
+        # new colour's backend (the include's loopback server, nginx_upstreams.py).
+        "verify": {
+            "url": f"http://127.0.0.1:{target.nginx_verify_port}{host_layout.NGINX_VERIFY_PATH}",
+            "answers": VERIFY_ANSWERS,
+            "upstream_header": host_layout.VERIFY_UPSTREAM_HEADER,
+        },
         "ready_timeout_seconds": settings.release_ready_timeout_seconds,
         "drain_seconds": settings.release_drain_seconds,
         "stop_timeout_seconds": STOP_TIMEOUT_SECONDS,

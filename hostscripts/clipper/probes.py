@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import http.client
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -12,11 +13,12 @@ PROBE_TIMEOUT_SECONDS = 2.0
 
 @dataclass(frozen=True)
 class Answer:
-    """One HTTP answer (or none): its status and the first bytes of its body."""
+    """One HTTP answer (or none): its status, the first bytes of its body and its headers."""
 
     ok: bool
     text: str
     body: str = ""
+    headers: Mapping[str, str] = field(default_factory=dict)  # names lower-cased
 
 
 def get(port: int, path: str, timeout: float = PROBE_TIMEOUT_SECONDS) -> Answer:
@@ -27,7 +29,10 @@ def get(port: int, path: str, timeout: float = PROBE_TIMEOUT_SECONDS) -> Answer:
         response = conn.getresponse()
         body = response.read(2000).decode("utf-8", errors="replace")
         short = body[:400].strip().replace("\n", " ")
-        return Answer(response.status == 200, f"HTTP {response.status} {short}".strip(), body)
+        headers = {name.lower(): value for name, value in response.getheaders()}
+        return Answer(
+            response.status == 200, f"HTTP {response.status} {short}".strip(), body, headers
+        )
     except (OSError, http.client.HTTPException) as exc:
         return Answer(False, f"no answer on 127.0.0.1:{port} ({exc.__class__.__name__}: {exc})")
     finally:

@@ -62,6 +62,9 @@ class Config:
     # answer names the serving release, for example the backend's version endpoint.
     verify_url: str | None = None
     verify_answers: int = VERIFY_ANSWERS
+    # When set, an answer through nginx counts when this header names the colour's backend
+    # (127.0.0.1:PORT); otherwise when its body equals the colour's own answer.
+    verify_header: str | None = None
     # Optional `paths.release_metrics_file`: node_exporter's textfile (clipper-backup's dir).
     metrics_file: Path = Path("/var/lib/prometheus/node-exporter/clipper_release.prom")
 
@@ -174,7 +177,8 @@ def _metrics_file(paths: Mapping[str, Any], where: str) -> dict[str, Any]:
 
 
 def _verify(doc: Mapping[str, Any], where: str) -> dict[str, Any]:
-    """The optional `verify` section: {"url": "http://127.0.0.1:PORT/PATH", "answers": N}."""
+    """The optional `verify` section: {"url": "http://127.0.0.1:PORT/PATH", "answers": N,
+    "upstream_header": NAME (optional)}."""
     if "verify" not in doc:
         return {}
     verify = _require(doc, "verify", dict, where)
@@ -184,7 +188,12 @@ def _verify(doc: Mapping[str, Any], where: str) -> dict[str, Any]:
     answers = verify.get("answers", VERIFY_ANSWERS)
     if not isinstance(answers, int) or isinstance(answers, bool) or answers < 1:
         raise ConfigError(f"{where}: verify.answers {answers!r} must be a whole number >= 1")
-    return {"verify_url": url, "verify_answers": answers}
+    header = verify.get("upstream_header")
+    if header is not None and (
+        not isinstance(header, str) or not re.fullmatch(r"[A-Za-z-]+", header)
+    ):
+        raise ConfigError(f"{where}: verify.upstream_header {header!r} must be a header name")
+    return {"verify_url": url, "verify_answers": answers, "verify_header": header}
 
 
 def load_config(path: Path | None = None) -> Config:

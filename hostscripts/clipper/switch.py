@@ -21,7 +21,7 @@ from .containers import ColorState
 from .decisions import choose_active, other_color
 from .errors import HostError
 from .host import POLL_SECONDS, Host, say
-from .probes import established_connections, get, split_loopback_url
+from .probes import Answer, established_connections, get, split_loopback_url
 
 IDLE_WAIT_MIN_SECONDS = 5.0  # how long a drained colour may take to lose its last connection
 STEADY_GAP_SECONDS = 0.2  # between the direct answers a new colour must give in a row
@@ -99,23 +99,40 @@ def _verify_through_nginx(host: Host, color: str) -> None:
     if url is None:
         return
     port, path = split_loopback_url(url)
-    expected = get(host.config.colors[color].backend_port, path)
-    if not expected.ok:
-        raise HostError(f"the {color} colour does not answer {path} itself: {expected.text}")
+    header = host.config.verify_header
+    backend = f"127.0.0.1:{host.config.colors[color].backend_port}"
+    if header:
+        # nginx names the backend it proxied to: that address must be the new colour's.
+        expected = Answer(True, f"{header}: {backend}", headers={header.lower(): backend})
+    else:
+        expected = get(host.config.colors[color].backend_port, path)
+        if not expected.ok:
+            raise HostError(f"the {color} colour does not answer {path} itself: {expected.text}")
+
+    def from_new_colour(answer: Answer) -> bool:
+        if header:
+            return answer.headers.get(header.lower()) == backend
+        return answer.ok and answer.body == expected.body
+
     deadline = time.monotonic() + NGINX_SETTLE_SECONDS
     streak, last = 0, expected
     while streak < host.config.verify_answers:
         last = get(port, path)
-        if last.ok and last.body == expected.body:
+        if from_new_colour(last):
             streak += 1
             continue
         # Another answer: an nginx worker from before the reload (on a first deploy it proxies
         # to nothing), or the old upstream still. Start counting again, within the bound.
         streak = 0
         if time.monotonic() >= deadline:
+            seen = (
+                f"proxied to {last.headers.get(header.lower()) or 'no backend'} ({last.text[:100]})"
+                if header
+                else f"answered {last.text[:200]!r}"
+            )
             raise HostError(
-                f"nginx reloaded but still does not serve the {color} colour: {url} answered"
-                f" {last.text[:200]!r}, the {color} colour answers {expected.text[:200]!r}"
+                f"nginx reloaded but still does not serve the {color} colour: {url} {seen},"
+                f" the {color} colour answers {expected.text[:200]!r}"
             )
         time.sleep(POLL_SECONDS / 5)
     say(f"{streak} answers in a row through nginx came from {color}")

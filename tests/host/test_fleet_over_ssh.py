@@ -135,7 +135,8 @@ def test_status_shows_both_hosts_on_one_release_in_a_table_and_as_json(fleet_on_
     doc = json.loads(fleet.ops("status", "--json").stdout)
     assert doc["ok"] and doc["live_releases"] == {v2: ["app-1", "app-2"]}
     one, two = doc["hosts"]
-    assert one["images"]["backend"].endswith("clipper-backend:v2")
+    # The stand-in tags carry a hash of tests/images (tests/support/release_host.py).
+    assert one["images"]["backend"].startswith("local/clipper-backend:v2")
     assert one["previous_release"].startswith("v1-") and one["healthy"]
     # app-1 runs the backups; here clipper-backup has no bucket, and says so (not a verdict).
     assert one["last_backup"] is None and "clipper-backup list exited" in one["backup_error"]
@@ -197,7 +198,7 @@ def test_a_rollback_that_fails_on_the_second_host_stops_and_says_so(
             status.stdout
         )
         shipped = fleet.ops("status", "--expect-shipped").stdout
-        assert "PROBLEM: app-1 serves {'backend': 'local/clipper-backend:v1'" in shipped
+        assert "PROBLEM: app-1 serves {'backend': 'local/clipper-backend:v1" in shipped
         assert "app-2 serves" not in shipped
     finally:
         two.write_env(fleet.env)
@@ -208,11 +209,11 @@ def test_a_held_lock_is_shown_per_host_and_refuses_a_rollback(fleet_on_v2: Fleet
     two = fleet.droplets[1]
     # The host script's own lock (flock + holder file), held by a process we start and stop.
     hold = (
-        "import importlib.machinery as m, importlib.util as u, pathlib, sys, time\n"
-        "loader = m.SourceFileLoader('cr', '/usr/local/bin/clipper-release')\n"
-        "mod = sys.modules['cr'] = u.module_from_spec(u.spec_from_loader('cr', loader))\n"
-        "loader.exec_module(mod)\n"
-        "with mod.host_lock(pathlib.Path('/var/lib/clipper'), 'clipper-release deploy'):\n"
+        "import pathlib, sys, time\n"
+        f"sys.path.insert(0, {host_layout.HOST_PACKAGE_DIR!r})\n"
+        "from clipper.lock import host_lock\n"
+        "with host_lock(pathlib.Path('/var/lib/clipper'), 'clipper-release deploy'):\n"
+        "    print('took the deploy lock', flush=True)\n"
         "    time.sleep(120)\n"
     )
     holder = subprocess.Popen(
@@ -237,7 +238,7 @@ def test_a_held_lock_is_shown_per_host_and_refuses_a_rollback(fleet_on_v2: Fleet
         )
         assert _ids(fleet)["app-1"].startswith("v2-"), "a refused rollback moves nothing"
     finally:
-        held = two.exec("cat", "/var/lib/clipper/deploy.lock.holder", check=False).stdout
+        held = two.exec("cat", "/var/lib/clipper/host.lock.holder", check=False).stdout
         if held:
             two.exec("kill", str(json.loads(held)["pid"]), check=False)
         holder.wait(timeout=30)

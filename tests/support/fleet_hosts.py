@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from components import host_layout
+from components.remote_files import host_package_files
 from components.renderers.deploy_config import HostTarget, deploy_config
 from components.renderers.env_file import (
     BackendSecretValues,
@@ -38,6 +39,7 @@ from components.renderers.env_file import (
     db_admin_env,
     render_env_file,
 )
+from components.renderers.sudoers import INSTALLER_PATH, render_file_installer
 
 from .docker import DockerEngine
 from .procs import free_port, wait_for_port
@@ -201,6 +203,8 @@ def start_droplet(
         backend_ports=ports["backend"],  # type: ignore[arg-type]
         frontend_ports=ports["frontend"],  # type: ignore[arg-type]
         container_prefix=f"clipper-fleet{token}-{name}",
+        # Both droplets share this machine's network: each nginx its own verify listener.
+        nginx_verify_port=free_port(),
     )
     droplet.config = deploy_config(settings_for("staging"), target)
     setup_env = {
@@ -215,6 +219,9 @@ def start_droplet(
         ),
         "SSH_PORT": str(droplet.ssh_port),
         "HOST_READY": host_layout.HOST_READY_FILE,
+        # The root-owned file installer cloud-init writes on a droplet (sudo allows only it).
+        "FILE_INSTALLER": render_file_installer(),
+        "FILE_INSTALLER_PATH": INSTALLER_PATH,
     }
     env_args = [arg for key in setup_env for arg in ("-e", key)]
     subprocess.run(
@@ -232,6 +239,9 @@ def install_host_package(droplet: FleetDroplet, backups: bool) -> None:
     scripts = [host_layout.RELEASE_SCRIPT, *([host_layout.BACKUP_SCRIPT] if backups else [])]
     for path in scripts:
         droplet.put(path, (HOSTSCRIPTS / Path(path).name).read_text(), "755")
+    # The `clipper` package the launchers import, as the release bundle installs it.
+    for module in host_package_files():
+        droplet.put(module.path, module.content, "644")
 
 
 @dataclass

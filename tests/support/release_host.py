@@ -386,6 +386,7 @@ class AppHost(ManagedService):
 
     def _start_nginx(self) -> None:
         self.port = free_port()
+        self.verify_port = free_port()
         prefix = self.root / "nginx"
         prefix.mkdir()
         self.include = prefix / "active-upstreams.conf"
@@ -424,6 +425,7 @@ class AppHost(ManagedService):
             nginx_test_command=(*nginx, "-t", "-q"),
             nginx_reload_command=(*nginx, "-s", "reload"),
             container_prefix=f"clipper-t{self.token}",
+            nginx_verify_port=self.verify_port,
         )
 
     def baseline_config(self) -> dict[str, Any]:
@@ -439,8 +441,8 @@ class AppHost(ManagedService):
         config["ready_timeout_seconds"] = 30
         config["drain_seconds"] = 1
         config["release_keep"] = 2
-        # Several answers in a row through this host's nginx before the old colour stops.
-        config["verify"] = {"url": self.url("/api/v1/version"), "answers": 5}
+        # `verify` is the rendered one: answers in a row through this host's nginx, each naming
+        # the new colour's backend (the include's loopback server), before the old one stops.
         config["paths"]["release_metrics_file"] = str(self.metrics_file)
         return config
 

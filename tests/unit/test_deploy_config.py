@@ -172,3 +172,24 @@ def test_resolved_images_replace_the_settings_references() -> None:
     pinned = {k: f"r/{k}:v1@sha256:{'0' * 64}" for k in ("backend", "frontend", "migrations")}
     pinned["migrate"] = f"m/m:v4@sha256:{'1' * 64}"
     assert deploy_config(settings_for("staging"), images=pinned)["images"] == pinned
+
+
+@pytest.mark.parametrize("stack", ["staging", "production"])
+def test_the_release_checks_through_nginx_which_backend_really_serves(stack: str) -> None:
+    config = deploy_config(settings_for(stack))
+    assert config["verify"] == {
+        "url": f"http://127.0.0.1:{host_layout.NGINX_VERIFY_PORT}{host_layout.NGINX_VERIFY_PATH}",
+        "answers": 5,
+        "upstream_header": host_layout.VERIFY_UPSTREAM_HEADER,
+    }
+    # Each colour's include carries the loopback listener that names the upstream it used.
+    for color in ("blue", "green"):
+        include = config["colors"][color]["upstreams"]
+        assert f"listen 127.0.0.1:{host_layout.NGINX_VERIFY_PORT};" in include
+        assert f"add_header {host_layout.VERIFY_UPSTREAM_HEADER} $upstream_addr always;" in include
+
+
+def test_a_test_host_moves_the_verify_listener_with_its_port() -> None:
+    config = deploy_config(settings_for("staging"), HostTarget(nginx_verify_port=18099))
+    assert config["verify"]["url"].startswith("http://127.0.0.1:18099/")
+    assert "listen 127.0.0.1:18099;" in config["colors"]["green"]["upstreams"]
