@@ -53,6 +53,7 @@ from tests.support import (
     wait_for_port,
     wait_until,
 )
+from tests.support.first_boot import env_values
 from tests.support.pgbouncer import PgBouncerPool, PoolLogin
 from tests.support.program import custom_run, default_secrets, plain
 from tests.support.release_host import ReleaseImages
@@ -303,16 +304,6 @@ class World:
         return custom_run("staging", overrides=self.overrides, secrets=secrets)
 
 
-def _env_values(stdin: str, path: str) -> dict[str, str]:
-    files = {f["path"]: f["content"] for f in json.loads(stdin)["files"]}
-    values = {}
-    for line in files[path].splitlines():
-        if line and not line.startswith("#"):
-            key, _, value = line.partition("=")
-            values[key] = value
-    return values
-
-
 @pytest.fixture(scope="module")
 def world(
     registry_release: RegistryRelease,
@@ -331,8 +322,8 @@ def world(
     secrets = {**default_secrets("staging", overrides), "twitchClientSecret": TWITCH_SECRET}
     run = custom_run("staging", overrides=overrides, secrets=secrets)
     env_stdin = plain(_step(run, "env-install").inputs["stdin"])
-    app = _env_values(env_stdin, host_layout.BACKEND_ENV_FILE)
-    admin = _env_values(env_stdin, host_layout.DB_ADMIN_ENV_FILE)
+    app = env_values(env_stdin, host_layout.BACKEND_ENV_FILE)
+    admin = env_values(env_stdin, host_layout.DB_ADMIN_ENV_FILE)
     # The stack's default: the backend goes through the pool, whose name is its database name.
     assert app["DB_PORT"] != admin["PGPORT"] and app["DB_NAME"] != admin["PGDATABASE"]
     # The logins and database the program made (DigitalOcean would hold them) exist on the
