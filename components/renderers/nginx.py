@@ -36,8 +36,6 @@ from components.settings import Settings
 # Shared proxy settings, included by every proxied location (not in conf.d: not http-level).
 NGINX_PROXY_SNIPPET = "/etc/nginx/clipper/proxy.conf"
 
-# systemd-resolved's stub on Ubuntu: resolves the OCSP responder for stapling.
-OCSP_RESOLVER = "127.0.0.53"
 
 # Mozilla "intermediate" TLS 1.2 suites (forward secret AEAD only); TLS 1.3 suites are fixed.
 TLS_CIPHERS = ":".join(
@@ -458,11 +456,8 @@ def render_nginx_site(
         "    ssl_session_cache shared:clipper_tls:10m;",
         "    ssl_session_timeout 1d;",
         "    ssl_session_tickets off;",
-        "    ssl_stapling on;",
-        "    ssl_stapling_verify on;",
-        f"    ssl_trusted_certificate {cert.chain};",
-        f"    resolver {OCSP_RESOLVER} valid=300s;",
-        "    resolver_timeout 5s;",
+        # No OCSP stapling: Let's Encrypt ended OCSP in 2025 (its certificates carry no
+        # responder URL, so nginx would only log a warning at every start).
         "",
         _indent(common, 1),
         "",

@@ -182,3 +182,9 @@ def test_behind_the_load_balancer_there_is_no_certbot() -> None:
     paths = [f.path for f in edge_host_files(settings)]
     assert NGINX_SITE_FILE in paths
     assert not any("tls" in p or "systemd" in p for p in paths)
+
+
+def test_the_tls_site_does_not_staple_ocsp_which_lets_encrypt_no_longer_offers() -> None:
+    site = render_nginx_site(stack_settings("staging"))
+    assert "ssl_certificate " in site
+    assert "ssl_stapling" not in site and "resolver " not in site
