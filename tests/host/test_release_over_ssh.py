@@ -54,6 +54,7 @@ from tests.support import (
     wait_until,
 )
 from tests.support.first_boot import env_values
+from tests.support.fleet_hosts import SITE_SHIM
 from tests.support.pgbouncer import PgBouncerPool, PoolLogin
 from tests.support.program import custom_run, default_secrets, plain
 from tests.support.release_host import ReleaseImages
@@ -94,25 +95,6 @@ if [ "$1" = status ]; then echo "status: done"; exit 0; fi
 echo "cloud-init test shim: only 'status' is answered" >&2; exit 1
 """
 
-# TEST SHIM: the edge's real site ends TLS with certbot's certificate on :443; this one only
-# proxies plain HTTP on a loopback port, through the same active-colour include.
-_SITE_SHIM = """\
-# TEST SHIM for the edge's site (tests/host/test_release_over_ssh.py).
-include {include};
-server {{
-    listen 127.0.0.1:{port};
-    location ~ ^/(api/|health$|health/) {{
-        proxy_pass http://clipper_backend;
-        proxy_http_version 1.1;
-        proxy_set_header Connection "";
-    }}
-    location / {{
-        proxy_pass http://clipper_frontend;
-        proxy_http_version 1.1;
-        proxy_set_header Connection "";
-    }}
-}}
-"""
 
 # What cloud-init's users module and setup script leave behind, reduced to this test's needs.
 _HOST_SETUP = """\
@@ -454,8 +436,10 @@ def droplet(docker_engine: DockerEngine, app_host_image: str, world: World) -> I
             "FILE_INSTALLER_PATH": INSTALLER_PATH,
             "INCLUDE": host_layout.NGINX_ACTIVE_UPSTREAMS_FILE,
             "INITIAL_INCLUDE": render_active_upstreams("blue"),
-            "SITE": _SITE_SHIM.format(
-                include=host_layout.NGINX_ACTIVE_UPSTREAMS_FILE, port=http_port
+            "SITE": SITE_SHIM.format(
+                include=host_layout.NGINX_ACTIVE_UPSTREAMS_FILE,
+                port=http_port,
+                access_log=host_layout.NGINX_ACCESS_LOG,
             ),
             "SSH_PORT": str(ssh_port),
             "HOST_READY": host_layout.HOST_READY_FILE,

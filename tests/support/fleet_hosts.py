@@ -50,9 +50,10 @@ from .services import PostgresServer, RedisServer
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 HOSTSCRIPTS = PROJECT_DIR / "hostscripts"
 
-# The edge's real site ends TLS on :443; this one proxies plain HTTP on a loopback port,
-# through the same active-colour include (as in tests/host/test_release_over_ssh.py).
-_SITE = """\
+# TEST SHIM for the edge's site, on the imitation hosts of this module and of
+# tests/host/test_release_over_ssh.py: the real site ends TLS with certbot's certificate on :443;
+# this one proxies plain HTTP on a loopback port, through the same active-colour include.
+SITE_SHIM = """\
 include {include};
 server {{
     listen 127.0.0.1:{port};
@@ -212,7 +213,7 @@ def start_droplet(
         "CLOUD_INIT_SHIM": cloud_init_shim,
         "INCLUDE": host_layout.NGINX_ACTIVE_UPSTREAMS_FILE,
         "INITIAL_INCLUDE": droplet.config["colors"]["blue"]["upstreams"],
-        "SITE": _SITE.format(
+        "SITE": SITE_SHIM.format(
             include=host_layout.NGINX_ACTIVE_UPSTREAMS_FILE,
             port=droplet.http_port,
             access_log=host_layout.NGINX_ACCESS_LOG,
