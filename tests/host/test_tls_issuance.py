@@ -113,10 +113,20 @@ def verified_handshake(site: EdgeSite, root_pem: str) -> str:
         return str(tls.version())
 
 
-def wait_for_served(site: EdgeSite, check: Callable[[str], bool]) -> str:
-    """nginx switches certificates on reload, as its new workers take over: wait for it."""
-    wait_until(lambda: check(served_certificate(site)), timeout=10)
-    return served_certificate(site)
+def wait_for_served(site: EdgeSite, check: Callable[[str], bool], in_a_row: int = 5) -> str:
+    """nginx switches certificates on reload, as its new workers take over; until the old
+    workers have closed their listeners a connection may still reach one of them. So wait
+    until `in_a_row` handshakes in a row serve a certificate that passes `check`, and return
+    that certificate (one passing handshake then a stale one made this test flaky)."""
+    seen: list[str] = []
+
+    def settled() -> bool:
+        text = served_certificate(site)
+        seen[:] = [*seen, text] if check(text) and (not seen or seen[-1] == text) else []
+        return len(seen) >= in_a_row
+
+    assert wait_until(settled, timeout=10, interval=0.05), "nginx never settled on it"
+    return seen[-1]
 
 
 def test_the_certificate_is_issued_once_dns_points_here_and_renewed_by_the_timer(
