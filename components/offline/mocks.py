@@ -270,6 +270,9 @@ class Registration:
     delete_before_replace: bool
     # Per input, the resources its value came from (an input waits only on those at preview).
     property_dependencies: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # The types this resource was known by before (Pulumi `aliases`): the engine then finds its
+    # state under the old URN and moves it, instead of creating it anew and deleting the old.
+    alias_types: tuple[str, ...] = ()
 
 
 class RecordingMonitor(MockMonitor):
@@ -317,6 +320,7 @@ class RecordingMonitor(MockMonitor):
                 property_dependencies={
                     k: tuple(v.urns) for k, v in request.propertyDependencies.items()
                 },
+                alias_types=tuple(a.spec.type for a in request.aliases if a.spec.type),
             )
         )  # fmt: skip
         return resource_pb2.RegisterResourceResponse(urn=urn, id=rid, object=obj)

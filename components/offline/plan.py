@@ -56,6 +56,8 @@ def plan_rows(run: ProgramRun) -> list[dict[str, Any]]:
             options["ignoreChanges"] = list(reg.ignore_changes)
         if reg.replace_on_changes:
             options["replaceOnChanges"] = list(reg.replace_on_changes)
+        if reg.alias_types:
+            options["aliases"] = list(reg.alias_types)
         rows.append(
             {
                 "type": reg.type,
