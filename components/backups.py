@@ -36,10 +36,10 @@ import pulumi_command as command
 import pulumi_digitalocean as do
 
 from components import host_layout
+from components.host.connection import AppHost, deploy_ssh
+from components.host.setup import Activation, Bundle, set_up_host
 from components.host_files import HostFile
-from components.host_ssh import deploy_ssh
-from components.release import AppHost
-from components.remote_files import RemoteFile, RemoteFiles, RemoteFilesArgs, host_package_files
+from components.remote_files import RemoteFile, host_package_files
 from components.renderers.backup_units import (
     TIMERS,
     BackupTarget,
@@ -136,7 +136,38 @@ class Backups(pulumi.ComponentResource):
         self, name: str, args: BackupsArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("clipper:backups:Backups", name, None, opts)
-        bucket = do.SpacesBucket(
+        bucket = self._bucket(name, args)
+        key = do.SpacesKey(
+            f"{name}-key",
+            name=f"clipper-{args.environment}-backup",
+            grants=[do.SpacesKeyGrantArgs(bucket=bucket.name, permission="readwrite")],
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        target = BackupTarget(
+            environment=args.environment,
+            database=args.database,
+            bucket=bucket_name(args.domain),
+            region=args.bucket_region,
+        )
+        enable = self._set_up_backup_host(name, args, target, key)
+
+        self.bucket_name = bucket.name
+        self.bucket_urn = bucket.bucket_urn
+        self.bucket_region = pulumi.Output.from_input(args.bucket_region)
+        self.bucket_endpoint = pulumi.Output.from_input(target.endpoint)
+        self.backup_host = args.host.name
+        self.timers = enable.stdout
+        self.register_outputs(
+            {
+                "bucket_name": self.bucket_name,
+                "bucket_endpoint": self.bucket_endpoint,
+                "backup_host": self.backup_host,
+            }
+        )
+
+    def _bucket(self, name: str, args: BackupsArgs) -> do.SpacesBucket:
+        """The private, versioned bucket whose lifecycle rule keeps each backup its days."""
+        return do.SpacesBucket(
             f"{name}-bucket",
             name=bucket_name(args.domain),
             region=args.bucket_region,
@@ -160,79 +191,48 @@ class Backups(pulumi.ComponentResource):
                 parent=self, protect=args.protect, retain_on_delete=args.protect
             ),
         )
-        key = do.SpacesKey(
-            f"{name}-key",
-            name=f"clipper-{args.environment}-backup",
-            grants=[do.SpacesKeyGrantArgs(bucket=bucket.name, permission="readwrite")],
-            opts=pulumi.ResourceOptions(parent=self),
-        )
 
-        target = BackupTarget(
-            environment=args.environment,
-            database=args.database,
-            bucket=bucket_name(args.domain),
-            region=args.bucket_region,
-        )
+    def _set_up_backup_host(
+        self, name: str, args: BackupsArgs, target: BackupTarget, key: do.SpacesKey
+    ) -> command.remote.Command:
+        """The job on the backup host: its files, the key as a 0600 env file, and the command
+        that installs the clients and starts the timers (the host setup's activation)."""
         host_files = [
             HostFile(host_layout.BACKUP_SCRIPT, BACKUP_SCRIPT_SOURCE.read_text(), "0755"),
             *host_package_files(),
             *backup_host_files(target, args.schedule),
         ]
-        files = [RemoteFile(f.path, f.content, f.mode) for f in host_files]
         # Built inside apply from a secret, and wrapped again: it never becomes plain state.
         credential_text: pulumi.Output[str] = pulumi.Output.all(
             key.access_key, key.secret_key
         ).apply(lambda v: render_backup_credentials(str(v[0]), str(v[1])))
         credentials: pulumi.Output[str] = pulumi.Output.secret(credential_text)
-        connection = deploy_ssh(args.host.address, args.ssh_private_key, args.host.host_key)
-        after = list(args.depends_on)
-        installed = RemoteFiles(
-            f"{name}-files",
-            RemoteFilesArgs(
-                role="app",
-                files=files,
-                connection=connection,
-                triggers=[args.host.droplet_id],
-                depends_on=after,
-            ),
-            opts=pulumi.ResourceOptions(parent=self),
-        )
-        secret_file = RemoteFiles(
-            f"{name}-credentials",
-            RemoteFilesArgs(
-                role="app",
-                files=[RemoteFile(host_layout.BACKUP_CREDENTIALS_FILE, credentials, "0600")],
-                connection=connection,
-                triggers=[args.host.droplet_id],
-                secret=True,
-                depends_on=after,
-            ),
-            opts=pulumi.ResourceOptions(parent=self),
-        )
         # Re-run when the host, the units or the client version change (file changes re-run
         # the bundles themselves; the timers pick up new unit text only after daemon-reload).
         units_digest = hashlib.sha256(
             "".join(f.path + f.mode + f.content for f in host_files).encode()
         ).hexdigest()
-        enable = command.remote.Command(
-            f"{name}-enable",
-            connection=connection,
-            create=enable_command(args.postgres_major),
-            triggers=[args.host.droplet_id, units_digest, args.postgres_major],
-            add_previous_output_in_env=False,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[installed, secret_file, *after]),
+        setup = set_up_host(
+            name,
+            parent=self,
+            connection=deploy_ssh(args.host.address, args.ssh_private_key, args.host.host_key),
+            droplet_id=args.host.droplet_id,
+            bundles=[
+                Bundle("files", "app", [RemoteFile(f.path, f.content, f.mode) for f in host_files]),
+                Bundle(
+                    "credentials",
+                    "app",
+                    [RemoteFile(host_layout.BACKUP_CREDENTIALS_FILE, credentials, "0600")],
+                    secret=True,
+                ),
+            ],
+            activation=Activation(
+                "enable",
+                enable_command(args.postgres_major),
+                triggers=[args.host.droplet_id, units_digest, args.postgres_major],
+            ),
+            # The release waited for the host and wrote the admin env file the job reads.
+            wait_for_host=False,
+            install_after=args.depends_on,
         )
-
-        self.bucket_name = bucket.name
-        self.bucket_urn = bucket.bucket_urn
-        self.bucket_region = pulumi.Output.from_input(args.bucket_region)
-        self.bucket_endpoint = pulumi.Output.from_input(target.endpoint)
-        self.backup_host = args.host.name
-        self.timers = enable.stdout
-        self.register_outputs(
-            {
-                "bucket_name": self.bucket_name,
-                "bucket_endpoint": self.bucket_endpoint,
-                "backup_host": self.backup_host,
-            }
-        )
+        return setup.activation

@@ -1,4 +1,5 @@
-"""How the program reaches a droplet over SSH: as the deploy user, with a pinned host key.
+"""The droplets' SSH host keys: learned once, pinned by every connection (the connection
+itself, deploy user and key, is components/host/connection.py).
 
 Host keys are trusted on first use and recorded in state. A droplet makes its own host keys
 at first boot (cloud-init, before sshd starts), so no private key ever travels in user-data.
@@ -20,31 +21,10 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_command as command
 
-from components import host_layout
+from components.host.connection import deploy_ssh
 
-# A new droplet takes a minute or two to boot and create the deploy user: keep dialling.
-SSH_DIAL_ERROR_LIMIT = 60
-SSH_PER_DIAL_TIMEOUT_SECONDS = 30
 HOST_KEY_FILE = "/etc/ssh/ssh_host_ed25519_key.pub"
 HOST_KEY_TYPE = "ssh-ed25519"
-
-
-def deploy_ssh(
-    address: pulumi.Input[str],
-    private_key: pulumi.Input[str],
-    host_key: pulumi.Input[str] | None,
-) -> command.remote.ConnectionArgs:
-    """The deploy user's connection to a droplet: the deploy key (kept secret), dialling long
-    enough for a new droplet to boot, and the host key to accept (None only for the one
-    trust-on-first-use read of `read_host_key_command`)."""
-    return command.remote.ConnectionArgs(
-        host=address,
-        user=host_layout.DEPLOY_USER,
-        private_key=pulumi.Output.secret(private_key),
-        host_key=host_key,
-        dial_error_limit=SSH_DIAL_ERROR_LIMIT,
-        per_dial_timeout=SSH_PER_DIAL_TIMEOUT_SECONDS,
-    )
 
 
 def read_host_key_command(path: str = HOST_KEY_FILE) -> str:

@@ -8,7 +8,8 @@ what they cannot do: request metrics from the access log (error rate, p95), cent
 retention, probes of the site and the data stores from inside the VPC, alert routing to email
 and Slack, and dashboards.
 
-Order on `pulumi up`, per host, each a pulumi-command remote command as the `deploy` user:
+Order on `pulumi up`, per host, the host setup of components/host/setup.py (pulumi-command remote
+commands as the `deploy` user):
 1. `ready`: cloud-init finished and wrote the host-ready marker (the same check the release uses);
 2. `config` (non-secret files) and `secrets` (0600 files, secret stdin) over SSH;
 3. `activate`: on the monitoring host, mount the volume and (re)start the containers; on an app
@@ -28,7 +29,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
-import pulumi_command as command
 import pulumi_digitalocean as do
 import pulumi_random as random
 
@@ -36,12 +36,13 @@ from components import host_layout
 from components.cache import ManagedValkey
 from components.database import ManagedPostgres
 from components.firewall import ALL_PORTS
+from components.host.connection import deploy_ssh
+from components.host.setup import Activation, Bundle, set_up_host
 from components.host_files import HostFile, role_tag
 from components.host_layout import LOKI_PORT
-from components.host_ssh import deploy_ssh, learn_host_key
+from components.host_ssh import learn_host_key
 from components.image_digest import pinned_reference
-from components.release import wait_for_host_command
-from components.remote_files import RemoteFile, RemoteFiles, RemoteFilesArgs
+from components.remote_files import RemoteFile
 from components.renderers import monitoring_units as units
 from components.renderers.prometheus import (
     ALERTMANAGER_PORT,
@@ -178,10 +179,6 @@ def _sha256(files: Sequence[HostFile]) -> str:
     return digest.hexdigest()
 
 
-def _remote(files: Sequence[HostFile]) -> list[RemoteFile]:
-    return [RemoteFile(f.path, f.content, f.mode) for f in files]
-
-
 def _pinned_images(
     name: str, settings: Settings, *, parent: pulumi.Resource
 ) -> pulumi.Output[units.MonitoringImages]:
@@ -225,46 +222,8 @@ class Monitoring(pulumi.ComponentResource):
         self, name: str, args: MonitoringArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("clipper:monitoring:Monitoring", name, None, opts)
-        s = args.settings
-        env = s.environment
-        child = pulumi.ResourceOptions(parent=self)
-        volume_name = _host_config(
-            s, private_address=PLACEHOLDER_ADDRESS, stores=(), metrics_user="", postgres_ca="",
-            valkey_ca="", app_hosts=[],
-        ).volume_name  # fmt: skip
-
-        volume = do.Volume(
-            f"{name}-data",
-            name=volume_name,
-            region=s.region,
-            size=s.monitoring_volume_gb,
-            initial_filesystem_type="ext4",
-            initial_filesystem_label="clipper-monitor",
-            description=f"clipper {env}: metrics, logs, Grafana and Alertmanager state",
-            tags=[args.environment_tag],
-            opts=child,
-        )
-        user_data = pulumi.Output.from_input(args.deploy_public_key).apply(
-            lambda key: units.render_monitoring_user_data(s, deploy_public_key=key)
-        )
-        droplet = do.Droplet(
-            f"{name}-droplet",
-            name=f"clipper-{env}-monitoring",
-            region=s.region,
-            size=s.monitoring_size,
-            image=s.app_image,
-            vpc_uuid=args.vpc_id,
-            ipv6=False,
-            monitoring=True,
-            ssh_keys=list(s.ssh_key_fingerprints),
-            tags=[args.tag.role, args.environment_tag],
-            user_data=user_data,
-            graceful_shutdown=True,
-            opts=pulumi.ResourceOptions(
-                parent=self,
-                ignore_changes=[] if s.app_replace_on_user_data_change else ["user_data"],
-            ),
-        )
+        volume = self._volume(name, args)
+        droplet = self._droplet(name, args)
         # A volume attaches to one droplet: a replacement droplet gets it only after the old
         # attachment is gone.
         attachment = do.VolumeAttachment(
@@ -273,162 +232,19 @@ class Monitoring(pulumi.ComponentResource):
             volume_id=volume.id,
             opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True),
         )
-        firewall = do.Firewall(
-            f"{name}-firewall",
-            name=f"clipper-{env}-monitoring",
-            tags=[args.tag.role],
-            inbound_rules=[
-                do.FirewallInboundRuleArgs(
-                    protocol="tcp", port_range="22", source_addresses=list(s.admin_cidrs)
-                ),
-                # Alloy's pushes, from the app droplets only.
-                do.FirewallInboundRuleArgs(
-                    protocol="tcp", port_range=str(LOKI_PORT), source_tags=[args.app_tag]
-                ),
-            ],
-            outbound_rules=[
-                do.FirewallOutboundRuleArgs(
-                    protocol=protocol,
-                    port_range=None if protocol == "icmp" else ALL_PORTS,
-                    destination_addresses=list(EVERYWHERE),
-                )
-                for protocol in ("tcp", "udp", "icmp")
-            ],
-            opts=child,
-        )
-
+        firewall = self._firewall(name, args)
         grafana_password = random.RandomPassword(
-            f"{name}-grafana-admin-password", length=32, special=False, opts=child
+            f"{name}-grafana-admin-password",
+            length=32,
+            special=False,
+            opts=pulumi.ResourceOptions(parent=self),
         )
-        metrics_login = do.get_database_metrics_credentials_output(
-            opts=pulumi.InvokeOutputOptions(parent=self)
-        )
-        postgres_ca = do.get_database_ca_output(
-            cluster_id=args.database.cluster_id, opts=pulumi.InvokeOutputOptions(parent=self)
-        )
-
-        images = _pinned_images(name, s, parent=self)
-        app_names = [h.hostname for h in args.app_hosts]
-        config_files = pulumi.Output.all(
-            droplet.ipv4_address_private,
-            _data_stores(args.database, args.cache),
-            metrics_login.username,
-            postgres_ca.certificate,
-            args.cache.ca_certificate,
-            images,
-            *(h.private_ipv4 for h in args.app_hosts),
-        ).apply(
-            lambda v: units.monitoring_config_files(
-                s,
-                _host_config(
-                    s, private_address=str(v[0]), stores=v[1], metrics_user=str(v[2]),
-                    postgres_ca=str(v[3]), valkey_ca=str(v[4]),
-                    app_hosts=list(zip(app_names, map(str, v[6:]), strict=True)),
-                ),
-                v[5],
-            )
+        images = _pinned_images(name, args.settings, parent=self)
+        self._set_up_monitoring_host(
+            name, args, droplet, firewall=firewall, attachment=attachment, images=images,
+            grafana_password=grafana_password.result,
         )  # fmt: skip
-        slack = s.alert_slack_channel and args.slack_webhook_url is not None
-        rendered_secrets: pulumi.Output[list[HostFile]] = pulumi.Output.all(
-            args.smtp_password,
-            metrics_login.password,
-            grafana_password.result,
-            args.slack_webhook_url if slack else "",
-        ).apply(
-            lambda v: units.monitoring_secret_files(
-                units.MonitoringSecrets(
-                    smtp_password=str(v[0]),
-                    db_metrics_password=str(v[1]),
-                    grafana_admin_password=str(v[2]),
-                    slack_webhook_url=str(v[3]) if slack else None,
-                )
-            )
-        )
-        secret_files: pulumi.Output[list[HostFile]] = pulumi.Output.secret(rendered_secrets)
-        secret_sha256: pulumi.Output[str] = secret_files.apply(_sha256)
-        # The bundles' paths and modes, from the same renderers run on placeholders.
-        config_shape = units.monitoring_config_files(
-            s,
-            _host_config(
-                s, private_address=PLACEHOLDER_ADDRESS, stores=(), metrics_user="",
-                postgres_ca="", valkey_ca="", app_hosts=[],
-            ),
-            units.MonitoringImages.from_settings(s),
-        )  # fmt: skip
-        secret_shape = units.monitoring_secret_files(
-            units.MonitoringSecrets("", "", "", "" if slack else None)
-        )
-
-        def connection(
-            address: pulumi.Input[str], host_key: pulumi.Input[str]
-        ) -> command.remote.ConnectionArgs:
-            return deploy_ssh(address, args.ssh_private_key, host_key)
-
-        host_key = learn_host_key(
-            name, self, address=droplet.ipv4_address, private_key=args.ssh_private_key,
-            droplet_id=droplet.id, depends_on=[firewall],
-        )  # fmt: skip
-        monitoring_ssh = connection(droplet.ipv4_address, host_key)
-        ready = command.remote.Command(
-            f"{name}-ready",
-            connection=monitoring_ssh,
-            create=wait_for_host_command(),
-            triggers=[droplet.id],
-            add_previous_output_in_env=False,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[firewall]),
-        )
-        config = self._files(
-            f"{name}-config", role="monitoring", files=config_files, shape=config_shape,
-            connection=monitoring_ssh, after=[ready], secret=False, triggers=[droplet.id],
-        )  # fmt: skip
-        secrets = self._files(
-            f"{name}-secrets", role="monitoring", files=secret_files, shape=secret_shape,
-            connection=monitoring_ssh, after=[ready], secret=True, triggers=[droplet.id],
-        )  # fmt: skip
-        command.remote.Command(
-            f"{name}-activate",
-            connection=monitoring_ssh,
-            create=f"sudo -n {units.ACTIVATE_SCRIPT}",
-            triggers=[
-                droplet.id,
-                attachment.id,
-                config_files.apply(_sha256),
-                secret_sha256,  # secret: derived from the secret files
-            ],
-            add_previous_output_in_env=False,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[config, secrets, attachment]),
-        )
-
-        # node_exporter and Alloy on each app host; Alloy pushes to this host's private address.
-        agent_files = pulumi.Output.all(droplet.ipv4_address_private, images).apply(
-            lambda v: units.app_agent_files(s, v[1], loki_address=str(v[0]))
-        )
-        agent_shape = units.app_agent_files(
-            s, units.MonitoringImages.from_settings(s), loki_address=PLACEHOLDER_ADDRESS
-        )
-        for host in args.app_hosts:
-            ssh = connection(host.public_ipv4, host.host_key)
-            host_ready = command.remote.Command(
-                f"{name}-{host.name}-ready",
-                connection=ssh,
-                create=wait_for_host_command(),
-                triggers=[host.droplet_id],
-                add_previous_output_in_env=False,
-                opts=child,
-            )
-            files = self._files(
-                f"{name}-{host.name}-agents", role="app", files=agent_files,
-                shape=agent_shape, connection=ssh, after=[host_ready], secret=False,
-                triggers=[host.droplet_id],
-            )  # fmt: skip
-            command.remote.Command(
-                f"{name}-{host.name}-agents-activate",
-                connection=ssh,
-                create=f"sudo -n {units.AGENTS_ACTIVATE_SCRIPT}",
-                triggers=[host.droplet_id, agent_files.apply(_sha256)],
-                add_previous_output_in_env=False,
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[files]),
-            )
+        self._set_up_agents(name, args, droplet, images)
 
         self.private_ipv4 = droplet.ipv4_address_private
         self.public_ipv4 = droplet.ipv4_address
@@ -444,37 +260,244 @@ class Monitoring(pulumi.ComponentResource):
             }
         )
 
-    def _files(
-        self,
-        name: str,
-        *,
-        role: str,
-        files: pulumi.Output[list[HostFile]],
-        shape: Sequence[HostFile],
-        connection: command.remote.ConnectionArgs,
-        after: Sequence[pulumi.Resource],
-        secret: bool,
-        triggers: Sequence[pulumi.Input[str]],
-    ) -> RemoteFiles:
-        """One RemoteFiles bundle. Its paths and modes come from `shape` (the same renderer run
-        on placeholder addresses: paths never depend on outputs), each content from `files`,
-        so no resource is declared inside `apply`."""
-
-        def content(path: str) -> pulumi.Output[str]:
-            return files.apply(lambda rendered: _content(rendered, path))
-
-        return RemoteFiles(
-            name,
-            RemoteFilesArgs(
-                role=role,
-                files=[RemoteFile(f.path, content(f.path), f.mode) for f in shape],
-                connection=connection,
-                triggers=list(triggers),
-                secret=secret,
-                depends_on=list(after),
-            ),
+    def _volume(self, name: str, args: MonitoringArgs) -> do.Volume:
+        """The data volume: metrics, logs, Grafana's and Alertmanager's state."""
+        s = args.settings
+        return do.Volume(
+            f"{name}-data",
+            name=_placeholder_config(s).volume_name,
+            region=s.region,
+            size=s.monitoring_volume_gb,
+            initial_filesystem_type="ext4",
+            initial_filesystem_label="clipper-monitor",
+            description=f"clipper {s.environment}: metrics, logs, Grafana and Alertmanager state",
+            tags=[args.environment_tag],
             opts=pulumi.ResourceOptions(parent=self),
         )
+
+    def _droplet(self, name: str, args: MonitoringArgs) -> do.Droplet:
+        """The monitoring droplet (no secret in its user-data)."""
+        s = args.settings
+        user_data = pulumi.Output.from_input(args.deploy_public_key).apply(
+            lambda key: units.render_monitoring_user_data(s, deploy_public_key=key)
+        )
+        return do.Droplet(
+            f"{name}-droplet",
+            name=f"clipper-{s.environment}-monitoring",
+            region=s.region,
+            size=s.monitoring_size,
+            image=s.app_image,
+            vpc_uuid=args.vpc_id,
+            ipv6=False,
+            monitoring=True,
+            ssh_keys=list(s.ssh_key_fingerprints),
+            tags=[args.tag.role, args.environment_tag],
+            user_data=user_data,
+            graceful_shutdown=True,
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                ignore_changes=[] if s.app_replace_on_user_data_change else ["user_data"],
+            ),
+        )
+
+    def _firewall(self, name: str, args: MonitoringArgs) -> do.Firewall:
+        """SSH from the admin networks, Loki pushes from the app droplets; any way out."""
+        return do.Firewall(
+            f"{name}-firewall",
+            name=f"clipper-{args.settings.environment}-monitoring",
+            tags=[args.tag.role],
+            inbound_rules=[
+                do.FirewallInboundRuleArgs(
+                    protocol="tcp",
+                    port_range="22",
+                    source_addresses=list(args.settings.admin_cidrs),
+                ),
+                # Alloy's pushes, from the app droplets only.
+                do.FirewallInboundRuleArgs(
+                    protocol="tcp", port_range=str(LOKI_PORT), source_tags=[args.app_tag]
+                ),
+            ],
+            outbound_rules=[
+                do.FirewallOutboundRuleArgs(
+                    protocol=protocol,
+                    port_range=None if protocol == "icmp" else ALL_PORTS,
+                    destination_addresses=list(EVERYWHERE),
+                )
+                for protocol in ("tcp", "udp", "icmp")
+            ],
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+
+    def _set_up_monitoring_host(
+        self,
+        name: str,
+        args: MonitoringArgs,
+        droplet: do.Droplet,
+        *,
+        firewall: do.Firewall,
+        attachment: do.VolumeAttachment,
+        images: pulumi.Output[units.MonitoringImages],
+        grafana_password: pulumi.Output[str],
+    ) -> None:
+        """Learn the host's key, then the host setup: wait, `config` and `secrets` bundles, and
+        `activate` (mount the volume, (re)start the containers) when a file or the volume
+        changes."""
+        s = args.settings
+        metrics_login = do.get_database_metrics_credentials_output(
+            opts=pulumi.InvokeOutputOptions(parent=self)
+        )
+        config_files = self._config_files(args, droplet, images, metrics_login.username)
+        slack = bool(s.alert_slack_channel and args.slack_webhook_url is not None)
+        secret_files = _secret_files(args, metrics_login.password, grafana_password, slack=slack)
+        secret_shape = units.monitoring_secret_files(
+            units.MonitoringSecrets("", "", "", "" if slack else None)
+        )
+        host_key = learn_host_key(
+            name, self, address=droplet.ipv4_address, private_key=args.ssh_private_key,
+            droplet_id=droplet.id, depends_on=[firewall],
+        )  # fmt: skip
+        set_up_host(
+            name,
+            parent=self,
+            connection=deploy_ssh(droplet.ipv4_address, args.ssh_private_key, host_key),
+            droplet_id=droplet.id,
+            bundles=[
+                Bundle("config", "monitoring", _bundle_files(_config_shape(s), config_files)),
+                Bundle(
+                    "secrets", "monitoring", _bundle_files(secret_shape, secret_files), secret=True
+                ),
+            ],
+            activation=Activation(
+                "activate",
+                f"sudo -n {units.ACTIVATE_SCRIPT}",
+                triggers=[
+                    droplet.id,
+                    attachment.id,
+                    config_files.apply(_sha256),
+                    secret_files.apply(_sha256),  # secret: derived from the secret files
+                ],
+                after=[attachment],
+            ),
+            reachable_after=[firewall],
+        )
+
+    def _config_files(
+        self,
+        args: MonitoringArgs,
+        droplet: do.Droplet,
+        images: pulumi.Output[units.MonitoringImages],
+        metrics_user: pulumi.Output[str],
+    ) -> pulumi.Output[list[HostFile]]:
+        """The monitoring host's non-secret files, rendered once every address is known."""
+        s = args.settings
+        postgres_ca = do.get_database_ca_output(
+            cluster_id=args.database.cluster_id, opts=pulumi.InvokeOutputOptions(parent=self)
+        )
+        app_names = [h.hostname for h in args.app_hosts]
+        return pulumi.Output.all(
+            droplet.ipv4_address_private,
+            _data_stores(args.database, args.cache),
+            metrics_user,
+            postgres_ca.certificate,
+            args.cache.ca_certificate,
+            images,
+            *(h.private_ipv4 for h in args.app_hosts),
+        ).apply(
+            lambda v: units.monitoring_config_files(
+                s,
+                _host_config(
+                    s, private_address=str(v[0]), stores=v[1], metrics_user=str(v[2]),
+                    postgres_ca=str(v[3]), valkey_ca=str(v[4]),
+                    app_hosts=list(zip(app_names, map(str, v[6:]), strict=True)),
+                ),
+                v[5],
+            )
+        )  # fmt: skip
+
+    def _set_up_agents(
+        self,
+        name: str,
+        args: MonitoringArgs,
+        droplet: do.Droplet,
+        images: pulumi.Output[units.MonitoringImages],
+    ) -> None:
+        """node_exporter and Alloy on each app host; Alloy pushes to this host's private
+        address. Per host: wait, the `agents` bundle, and `agents-activate`."""
+        s = args.settings
+        agent_files = pulumi.Output.all(droplet.ipv4_address_private, images).apply(
+            lambda v: units.app_agent_files(s, v[1], loki_address=str(v[0]))
+        )
+        agent_shape = units.app_agent_files(
+            s, units.MonitoringImages.from_settings(s), loki_address=PLACEHOLDER_ADDRESS
+        )
+        for host in args.app_hosts:
+            set_up_host(
+                f"{name}-{host.name}",
+                parent=self,
+                connection=deploy_ssh(host.public_ipv4, args.ssh_private_key, host.host_key),
+                droplet_id=host.droplet_id,
+                bundles=[Bundle("agents", "app", _bundle_files(agent_shape, agent_files))],
+                activation=Activation(
+                    "agents-activate",
+                    f"sudo -n {units.AGENTS_ACTIVATE_SCRIPT}",
+                    triggers=[host.droplet_id, agent_files.apply(_sha256)],
+                ),
+            )
+
+
+def _secret_files(
+    args: MonitoringArgs,
+    metrics_password: pulumi.Output[str],
+    grafana_password: pulumi.Output[str],
+    *,
+    slack: bool,
+) -> pulumi.Output[list[HostFile]]:
+    """The 0600 files (SMTP password, database-metrics login, Grafana admin, Slack), kept
+    secret: rendered inside apply from secrets, and wrapped again."""
+    rendered: pulumi.Output[list[HostFile]] = pulumi.Output.all(
+        args.smtp_password,
+        metrics_password,
+        grafana_password,
+        args.slack_webhook_url if slack else "",
+    ).apply(
+        lambda v: units.monitoring_secret_files(
+            units.MonitoringSecrets(
+                smtp_password=str(v[0]),
+                db_metrics_password=str(v[1]),
+                grafana_admin_password=str(v[2]),
+                slack_webhook_url=str(v[3]) if slack else None,
+            )
+        )
+    )
+    return pulumi.Output.secret(rendered)
+
+
+def _placeholder_config(settings: Settings) -> units.MonitoringHostConfig:
+    """The host's config on placeholder addresses: what never depends on an output (the volume's
+    name, the bundles' paths and modes)."""
+    return _host_config(
+        settings, private_address=PLACEHOLDER_ADDRESS, stores=(), metrics_user="",
+        postgres_ca="", valkey_ca="", app_hosts=[],
+    )  # fmt: skip
+
+
+def _config_shape(settings: Settings) -> list[HostFile]:
+    """The config bundle's paths and modes, from the same renderer run on placeholders."""
+    return units.monitoring_config_files(
+        settings, _placeholder_config(settings), units.MonitoringImages.from_settings(settings)
+    )
+
+
+def _bundle_files(
+    shape: Sequence[HostFile], files: pulumi.Output[list[HostFile]]
+) -> list[RemoteFile]:
+    """One bundle's files: paths and modes from `shape` (paths never depend on outputs), each
+    content from `files`, so no resource is declared inside `apply`."""
+
+    def content(path: str) -> pulumi.Output[str]:
+        return files.apply(lambda rendered: _content(rendered, path))
+
+    return [RemoteFile(f.path, content(f.path), f.mode) for f in shape]
 
 
 def _content(files: Sequence[HostFile], path: str) -> str:

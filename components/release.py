@@ -1,7 +1,7 @@
 """Releases: ship the stack's images to every app host over SSH, one host at a time.
 
-Per app droplet, in this order, each a pulumi-command remote command connecting as the `deploy`
-user with the stack's deploy key:
+Per app droplet, in this order, the host setup of components/host/setup.py (pulumi-command
+remote commands connecting as the `deploy` user with the stack's deploy key):
 
 0. (before, in components/host_ssh.py: the droplet's host key, pinned by every command here);
 1. `ready`: wait for cloud-init to finish and for the host-ready marker it writes last;
@@ -31,23 +31,13 @@ import pulumi
 import pulumi_command as command
 
 from components import host_layout
-from components.host_ssh import deploy_ssh
-from components.remote_files import RemoteFile, RemoteFiles, RemoteFilesArgs, host_package_files
+from components.host.connection import AppHost, deploy_ssh
+from components.host.setup import Activation, Bundle, set_up_host
+from components.remote_files import RemoteFile, host_package_files
 from components.renderers.deploy_config import IMAGE_KEYS, render_deploy_config
 from components.settings import Settings
 
 HOST_SCRIPT_SOURCE = Path(__file__).resolve().parents[1] / "hostscripts" / "clipper-release"
-
-
-def wait_for_host_command() -> str:
-    """Wait for cloud-init, then require the marker it writes when the host is ready."""
-    ready = host_layout.HOST_READY_FILE
-    return (
-        "set -u; rc=0; cloud-init status --wait >/dev/null 2>&1 || rc=$?; "
-        f'if [ -f {ready} ]; then echo "host ready (cloud-init status exit $rc)"; '
-        f'else echo "cloud-init finished (exit $rc) but {ready} is missing:'
-        ' see /var/log/cloud-init-output.log" >&2; exit 1; fi'
-    )
 
 
 def deploy_command() -> str:
@@ -59,15 +49,17 @@ def _pick(images: pulumi.Output[dict[str, str]], key: str) -> pulumi.Output[str]
     return images.apply(lambda pinned: pinned[key])
 
 
-@dataclass(frozen=True)
-class AppHost:
-    """One app droplet: a stable short name, its id, the address SSH reaches it at and the host
-    key pinned for it (components/host_ssh.py)."""
-
-    name: str
-    droplet_id: pulumi.Input[str]
-    address: pulumi.Input[str]
-    host_key: pulumi.Input[str]
+def _release_files(settings: Settings, images: pulumi.Output[dict[str, str]]) -> list[RemoteFile]:
+    """The non-secret bundle: `clipper-release`, the host package it runs, and deploy.json
+    naming the release's images by digest."""
+    script = RemoteFile(host_layout.RELEASE_SCRIPT, HOST_SCRIPT_SOURCE.read_text(), "0755")
+    package = [RemoteFile(f.path, f.content, f.mode) for f in host_package_files()]
+    deploy_config = RemoteFile(
+        host_layout.DEPLOY_CONFIG_FILE,
+        images.apply(lambda pinned: render_deploy_config(settings, images=pinned)),
+        "0644",
+    )
+    return [script, *package, deploy_config]
 
 
 @dataclass(frozen=True)
@@ -108,14 +100,6 @@ class Release(pulumi.ComponentResource):
         super().__init__(
             "clipper:release:Release", name, {"images": images, "digests": digests}, opts
         )
-        settings = args.settings
-        script = RemoteFile(host_layout.RELEASE_SCRIPT, HOST_SCRIPT_SOURCE.read_text(), "0755")
-        package = [RemoteFile(f.path, f.content, f.mode) for f in host_package_files()]
-        deploy_config = RemoteFile(
-            host_layout.DEPLOY_CONFIG_FILE,
-            images.apply(lambda pinned: render_deploy_config(settings, images=pinned)),
-            "0644",
-        )
         env_files = [
             RemoteFile(host_layout.BACKEND_ENV_FILE, args.backend_env_file, "0600"),
             RemoteFile(host_layout.DB_ADMIN_ENV_FILE, args.db_admin_env_file, "0600"),
@@ -123,60 +107,36 @@ class Release(pulumi.ComponentResource):
                 host_layout.REGISTRY_DOCKER_CONFIG_FILE, args.registry_docker_config, "0600"
             ),
         ]
+        bundles = [
+            Bundle("scripts", "app", _release_files(args.settings, images)),
+            Bundle("env", "app", env_files, secret=True),
+        ]
         image_triggers = [_pick(images, key) for key in IMAGE_KEYS]
         extra = list(args.depends_on)
-
-        previous_deploy: command.remote.Command | None = None
-        logs: dict[str, pulumi.Output[str]] = {}
+        previous_deploy: list[pulumi.Resource] = []
         self.deploys = {}
         for host in args.hosts:
-            prefix = f"{name}-{host.name}"
-            connection = deploy_ssh(host.address, args.ssh_private_key, host.host_key)
-            ready = command.remote.Command(
-                f"{prefix}-ready",
-                connection=connection,
-                create=wait_for_host_command(),
-                triggers=[host.droplet_id],
-                add_previous_output_in_env=False,
-                opts=pulumi.ResourceOptions(parent=self, depends_on=extra),
-            )
-            # Nothing on host N+1 changes before host N's deploy succeeded.
-            after = [ready] + ([previous_deploy] if previous_deploy is not None else [])
-            scripts = RemoteFiles(
-                f"{prefix}-scripts",
-                RemoteFilesArgs(
-                    role="app",
-                    files=[script, *package, deploy_config],
-                    connection=connection,
-                    triggers=[host.droplet_id],
-                    depends_on=after,
+            setup = set_up_host(
+                f"{name}-{host.name}",
+                parent=self,
+                connection=deploy_ssh(host.address, args.ssh_private_key, host.host_key),
+                droplet_id=host.droplet_id,
+                bundles=bundles,
+                activation=Activation(
+                    "deploy",
+                    deploy_command(),
+                    triggers=[host.droplet_id, *image_triggers, args.env_sha256],
+                    after=extra,
                 ),
-                opts=pulumi.ResourceOptions(parent=self),
+                reachable_after=extra,
+                # Nothing on host N+1 changes before host N's deploy succeeded.
+                install_after=previous_deploy,
             )
-            env = RemoteFiles(
-                f"{prefix}-env",
-                RemoteFilesArgs(
-                    role="app",
-                    files=env_files,
-                    connection=connection,
-                    triggers=[host.droplet_id],
-                    secret=True,
-                    depends_on=after,
-                ),
-                opts=pulumi.ResourceOptions(parent=self),
-            )
-            deploy = command.remote.Command(
-                f"{prefix}-deploy",
-                connection=connection,
-                create=deploy_command(),
-                triggers=[host.droplet_id, *image_triggers, args.env_sha256],
-                add_previous_output_in_env=False,
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[scripts, env, *after, *extra]),
-            )
-            logs[host.name] = deploy.stdout
-            self.deploys[host.name] = deploy
-            previous_deploy = deploy
+            self.deploys[host.name] = setup.activation
+            previous_deploy = [setup.activation]
 
         self.images = images
-        self.deploy_logs = pulumi.Output.all(**logs)
+        self.deploy_logs = pulumi.Output.all(
+            **{host: deploy.stdout for host, deploy in self.deploys.items()}
+        )
         self.register_outputs({"images": self.images, "deploy_logs": self.deploy_logs})
