@@ -10,6 +10,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_digitalocean as do
 
+from components.settings import AlertSettings, IdentitySettings
+
 UPTIME_REGIONS: tuple[str, ...] = ("us_east", "us_west", "eu_west", "se_asia")
 SSL_EXPIRY_DAYS = 14
 # How long the certificate must stay under SSL_EXPIRY_DAYS before alerting: the API's longest
@@ -20,17 +22,13 @@ LATENCY_MS = 2000
 
 @dataclass(frozen=True)
 class AlertsArgs:
-    """Thresholds, recipients and what to watch."""
+    """The stack (its name and site), the alert settings (recipients, thresholds, Slack
+    channel), and what to watch."""
 
-    environment: str
-    site_url: str
+    identity: IdentitySettings
+    alerts: AlertSettings
     droplet_tag: pulumi.Input[str]
     database_cluster_ids: Sequence[pulumi.Input[str]]
-    emails: tuple[str, ...]
-    cpu_percent: int
-    memory_percent: int
-    disk_percent: int
-    slack_channel: str = ""
     slack_webhook_url: pulumi.Input[str] | None = None  # a secret
     health_path: str = "/health/ready"
 
@@ -39,7 +37,7 @@ class Alerts(pulumi.ComponentResource):
     """CPU, memory and disk alerts for the tagged droplets (new droplets are covered by the tag)
     and for the database clusters; an HTTPS uptime check of `<site>/health/ready` with alerts
     when it is down, slow or its certificate is about to expire. Email always; Slack when
-    `slack_channel` is set (its webhook stays a secret).
+    `alert_slack_channel` is set (its webhook stays a secret).
 
     Attributes: `uptime_check_id`.
     """
@@ -49,27 +47,29 @@ class Alerts(pulumi.ComponentResource):
     def __init__(self, name: str, args: AlertsArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("clipper:monitoring:Alerts", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        env = args.environment
+        env, alerts = args.identity.environment, args.alerts
+        channel = alerts.alert_slack_channel
         slack = (
-            [(args.slack_channel, pulumi.Output.secret(args.slack_webhook_url))]
-            if args.slack_channel and args.slack_webhook_url is not None
+            [(channel, pulumi.Output.secret(args.slack_webhook_url))]
+            if channel and args.slack_webhook_url is not None
             else []
         )
         monitor_targets = do.MonitorAlertAlertsArgs(
-            emails=list(args.emails),
+            emails=list(alerts.alert_emails),
             slacks=[do.MonitorAlertAlertsSlackArgs(channel=c, url=u) for c, u in slack] or None,
         )
         uptime_targets = do.UptimeAlertNotificationArgs(
-            emails=list(args.emails),
+            emails=list(alerts.alert_emails),
             slacks=[do.UptimeAlertNotificationSlackArgs(channel=c, url=u) for c, u in slack]
             or None,
         )
 
         metrics = (
-            ("cpu", "cpu", "cpu_alerts", args.cpu_percent),
+            ("cpu", "cpu", "cpu_alerts", alerts.alert_cpu_percent),
             ("memory", "memory_utilization_percent", "memory_utilization_alerts",
-             args.memory_percent),
-            ("disk", "disk_utilization_percent", "disk_utilization_alerts", args.disk_percent),
+             alerts.alert_memory_percent),
+            ("disk", "disk_utilization_percent", "disk_utilization_alerts",
+             alerts.alert_disk_percent),
         )  # fmt: skip
         for short, droplet_metric, database_metric, threshold in metrics:
             do.MonitorAlert(
@@ -99,7 +99,7 @@ class Alerts(pulumi.ComponentResource):
         check = do.UptimeCheck(
             f"{name}-uptime",
             name=f"clipper-{env}-site",
-            target=f"{args.site_url}{args.health_path}",
+            target=f"{args.identity.site_url}{args.health_path}",
             type="https",
             regions=list(UPTIME_REGIONS),
             enabled=True,

@@ -8,6 +8,7 @@ import pulumi
 import pulumi_digitalocean as do
 
 from components.host_files import role_tag
+from components.settings import AccessSettings, AppServerSettings, IdentitySettings
 
 # Droplet inputs that only matter when a droplet is built; changing one replaces the droplet.
 BUILD_INPUTS: tuple[str, ...] = ("user_data", "image", "ssh_keys")
@@ -15,9 +16,9 @@ BUILD_INPUTS: tuple[str, ...] = ("user_data", "image", "ssh_keys")
 
 @dataclass(frozen=True)
 class AppHostTagsArgs:
-    """Whose tags: the environment's."""
+    """Whose tags: the stack's."""
 
-    environment: str
+    identity: IdentitySettings
 
 
 class AppHostTags(pulumi.ComponentResource):
@@ -36,8 +37,9 @@ class AppHostTags(pulumi.ComponentResource):
     ) -> None:
         super().__init__("clipper:compute:AppHostTags", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        role = do.Tag(f"{name}-role", name=role_tag(args.environment, "app"), opts=child)
-        env = do.Tag(f"{name}-environment", name=f"clipper-{args.environment}", opts=child)
+        environment = args.identity.environment
+        role = do.Tag(f"{name}-role", name=role_tag(environment, "app"), opts=child)
+        env = do.Tag(f"{name}-environment", name=f"clipper-{environment}", opts=child)
         self.role, self.environment = role.name, env.name
         self.register_outputs({"role": self.role, "environment": self.environment})
 
@@ -57,24 +59,15 @@ class AppDroplet:
 
 @dataclass(frozen=True)
 class AppServersArgs:
-    """How many app droplets, of what shape, in which network, with which user-data."""
+    """The stack, the droplets' settings (how many, of what shape, backups, replacement), the
+    operators' account keys, and the network, user-data and tags the droplets get."""
 
-    environment: str
-    region: str
-    count: int
-    size: str
-    image: str
+    identity: IdentitySettings
+    servers: AppServerSettings
+    access: AccessSettings  # its DigitalOcean account keys go on each droplet
     vpc_id: pulumi.Input[str]
     user_data: pulumi.Input[str]
     tags: AppHostTags
-    ssh_key_fingerprints: tuple[str, ...] = ()
-    ipv6: bool = True
-    backups: bool = False
-    backup_plan: str = "weekly"
-    backup_weekday: str = "SUN"
-    backup_hour: int = 4
-    # False: a user-data change leaves running droplets alone (roll them one at a time, README).
-    replace_on_user_data_change: bool = False
 
 
 class AppServers(pulumi.ComponentResource):
@@ -89,7 +82,7 @@ class AppServers(pulumi.ComponentResource):
 
     The inputs a droplet is built from (user-data, image, account SSH keys) force a replacement
     when they change, and Pulumi would replace every droplet at once. So they replace droplets
-    only when `replace_on_user_data_change` is set; otherwise they are `ignore_changes` (the
+    only when `app_replace_on_user_data_change` is set; otherwise they are `ignore_changes` (the
     running droplets stay, a new droplet is built from the new inputs) and operators roll the
     droplets one at a time (README, "Roll the app droplets").
     """
@@ -105,33 +98,35 @@ class AppServers(pulumi.ComponentResource):
     ) -> None:
         super().__init__("clipper:compute:AppServers", name, None, opts)
         self.tag = args.tags.role
+        servers = args.servers
         backup_policy = (
             do.DropletBackupPolicyArgs(
-                plan=args.backup_plan,
-                weekday=args.backup_weekday if args.backup_plan == "weekly" else None,
-                hour=args.backup_hour,
+                plan=servers.app_backup_plan,
+                weekday=servers.app_backup_weekday if servers.app_backup_plan == "weekly" else None,
+                hour=servers.app_backup_hour,
             )
-            if args.backups
+            if servers.app_backups
             else None
         )
-        ignore = [] if args.replace_on_user_data_change else list(BUILD_INPUTS)
+        # Off: a user-data change leaves running droplets alone (roll them one at a time, README).
+        ignore = [] if servers.app_replace_on_user_data_change else list(BUILD_INPUTS)
 
         self.droplets = []
-        for number in range(1, args.count + 1):
-            droplet_name = f"clipper-{args.environment}-app-{number}"
+        for number in range(1, servers.app_count + 1):
+            droplet_name = f"clipper-{args.identity.environment}-app-{number}"
             droplet = do.Droplet(
                 f"{name}-{number}",
                 name=droplet_name,
-                region=args.region,
-                size=args.size,
-                image=args.image,
+                region=args.identity.region,
+                size=servers.app_size,
+                image=servers.app_image,
                 vpc_uuid=args.vpc_id,
-                ipv6=args.ipv6,
+                ipv6=servers.app_ipv6,
                 monitoring=True,
-                ssh_keys=list(args.ssh_key_fingerprints),
+                ssh_keys=list(args.access.ssh_key_fingerprints),
                 tags=[args.tags.role, args.tags.environment],
                 user_data=args.user_data,
-                backups=args.backups,
+                backups=servers.app_backups,
                 backup_policy=backup_policy,
                 graceful_shutdown=True,
                 opts=pulumi.ResourceOptions(parent=self, ignore_changes=ignore),
@@ -143,7 +138,7 @@ class AppServers(pulumi.ComponentResource):
                     urn=droplet.droplet_urn,
                     public_ipv4=droplet.ipv4_address,
                     private_ipv4=droplet.ipv4_address_private,
-                    public_ipv6=droplet.ipv6_address if args.ipv6 else None,
+                    public_ipv6=droplet.ipv6_address if servers.app_ipv6 else None,
                     resource=droplet,
                 )
             )

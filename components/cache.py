@@ -10,18 +10,32 @@ import pulumi
 import pulumi_digitalocean as do
 
 from components.data_stores import ClusterArgs, managed_cluster, trust_only_tags
+from components.settings import CacheSettings, DatabaseSettings, IdentitySettings
 
 TUNNEL_HOST = "127.0.0.1"
 
 
 @dataclass(frozen=True)
-class ManagedValkeyArgs(ClusterArgs):
-    """The cluster's shape, network, eviction and persistence, and who may connect."""
+class ManagedValkeyArgs:
+    """The stack, the cache's settings (shape, eviction, persistence, tunnel port), the network
+    it lives in and the droplet tags it trusts."""
 
-    eviction_policy: str
-    persistence: str
-    tunnel_port: int
-    protect: bool = False
+    identity: IdentitySettings
+    cache: CacheSettings
+    # The data stores share one maintenance window and one protection switch: the database's.
+    database: DatabaseSettings
+    vpc_id: pulumi.Input[str]
+    trusted_tags: tuple[pulumi.Input[str], ...]
+
+    def cluster(self) -> ClusterArgs:
+        """What data_stores.managed_cluster takes, from these settings."""
+        cache, db = self.cache, self.database
+        return ClusterArgs(
+            environment=self.identity.environment, region=self.identity.region,
+            version=cache.cache_version, size=cache.cache_size, node_count=cache.cache_node_count,
+            vpc_id=self.vpc_id, maintenance_day=db.db_maintenance_day,
+            maintenance_hour=db.db_maintenance_hour, trusted_tags=self.trusted_tags,
+        )  # fmt: skip
 
 
 class ManagedValkey(pulumi.ComponentResource):
@@ -53,16 +67,17 @@ class ManagedValkey(pulumi.ComponentResource):
     ) -> None:
         super().__init__("clipper:data:ManagedValkey", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
+        cache = args.cache
         cluster = managed_cluster(
-            name, self, args, engine="valkey", label="valkey",
-            opts=pulumi.ResourceOptions(protect=args.protect),
-            eviction_policy=args.eviction_policy,
+            name, self, args.cluster(), engine="valkey", label="valkey",
+            opts=pulumi.ResourceOptions(protect=args.database.db_protect),
+            eviction_policy=cache.cache_eviction_policy,
         )  # fmt: skip
         do.DatabaseValkeyConfig(
             f"{name}-settings",
             cluster_id=cluster.id,
             ssl=True,
-            persistence=args.persistence,
+            persistence=cache.cache_persistence,
             opts=child,
         )
         trust_only_tags(name, self, cluster.id, args.trusted_tags)
@@ -78,7 +93,7 @@ class ManagedValkey(pulumi.ComponentResource):
         self.user = cluster.user
         self.password = pulumi.Output.secret(cluster.password)
         self.app_host = TUNNEL_HOST
-        self.app_port = args.tunnel_port
+        self.app_port = cache.cache_tunnel_port
         self.uri = pulumi.Output.secret(
             pulumi.Output.all(
                 cluster.user, cluster.password, cluster.private_host, cluster.port

@@ -1,14 +1,14 @@
 """Managed PostgreSQL: the cluster, the app's database and user, the connection path, settings,
 a firewall that trusts only tagged droplets, and an optional read replica.
 
-How the app connects (`connection`):
+How the app connects (`dbConnection`):
 - "session-pool" (both stacks): DigitalOcean's PgBouncer in **session** mode. pgx caches named
   prepared statements per connection, which PgBouncer's transaction mode breaks; session mode
   keeps a server connection for the client's whole session, so they are safe. What the pool
   buys: PgBouncer accepts many more client connections than PostgreSQL allows, so during a
   blue-green overlap (two backend processes per host, each with pools of up to 50 connections)
   the new colour's clients queue at the pooler instead of failing with "remaining connection
-  slots are reserved"; and the server side stays bounded by `pool_size`, leaving headroom for
+  slots are reserved"; and the server side stays bounded by `dbPoolSize`, leaving headroom for
   the admin user, migrations, backups and monitoring, which connect directly.
 - "direct": the app connects to the primary itself (port 25060). Simplest; fine when the
   cluster's connection limit covers every backend process's pools.
@@ -24,6 +24,7 @@ import pulumi
 import pulumi_digitalocean as do
 
 from components.data_stores import ClusterArgs, managed_cluster, trust_only_tags
+from components.settings import DatabaseSettings, IdentitySettings
 
 APP_DATABASE = "clipper"
 APP_USER = "clipper"
@@ -32,15 +33,24 @@ SSL_MODE = "require"  # DigitalOcean's clusters accept TLS only; the app support
 
 
 @dataclass(frozen=True)
-class ManagedPostgresArgs(ClusterArgs):
-    """The cluster's shape, network, maintenance, protection and connection path."""
+class ManagedPostgresArgs:
+    """The stack, the database's settings (shape, maintenance, protection, connection path),
+    the network it lives in and the droplet tags it trusts."""
 
-    slow_query_ms: int
-    connection: str = "session-pool"
-    pool_size: int = 20
-    protect: bool = True
-    read_replica: bool = False
-    read_replica_size: str = "db-s-1vcpu-2gb"
+    identity: IdentitySettings
+    database: DatabaseSettings
+    vpc_id: pulumi.Input[str]
+    trusted_tags: tuple[pulumi.Input[str], ...]
+
+    def cluster(self) -> ClusterArgs:
+        """What data_stores.managed_cluster takes, from these settings."""
+        db = self.database
+        return ClusterArgs(
+            environment=self.identity.environment, region=self.identity.region,
+            version=db.db_version, size=db.db_size, node_count=db.db_node_count,
+            vpc_id=self.vpc_id, maintenance_day=db.db_maintenance_day,
+            maintenance_hour=db.db_maintenance_hour, trusted_tags=self.trusted_tags,
+        )  # fmt: skip
 
 
 def _uri(user: str, password: str, host: str, port: int, database: str) -> str:
@@ -92,16 +102,17 @@ class ManagedPostgres(pulumi.ComponentResource):
     ) -> None:
         super().__init__("clipper:data:ManagedPostgres", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
+        db, env = args.database, args.identity.environment
         cluster = managed_cluster(
-            name, self, args, engine="pg", label="pg",
+            name, self, args.cluster(), engine="pg", label="pg",
             # Production data: a `pulumi destroy` or a bad diff cannot drop it.
-            opts=pulumi.ResourceOptions(protect=args.protect, retain_on_delete=args.protect),
+            opts=pulumi.ResourceOptions(protect=db.db_protect, retain_on_delete=db.db_protect),
         )  # fmt: skip
         trust_only_tags(name, self, cluster.id, args.trusted_tags)
         do.DatabasePostgresqlConfig(
             f"{name}-settings",
             cluster_id=cluster.id,
-            log_min_duration_statement=args.slow_query_ms,
+            log_min_duration_statement=db.db_slow_query_ms,
             opts=child,
         )
         database = do.DatabaseDb(
@@ -126,13 +137,13 @@ class ManagedPostgres(pulumi.ComponentResource):
         )
 
         self.pool_name = self.pool_host = self.pool_port = None
-        if args.connection == "session-pool":
+        if db.db_connection == "session-pool":
             pool = do.DatabaseConnectionPool(
                 f"{name}-pool",
                 cluster_id=cluster.id,
                 name=POOL_NAME,
                 mode="session",
-                size=args.pool_size,
+                size=db.db_pool_size,
                 db_name=database.name,
                 user=user.name,
                 opts=child,
@@ -143,10 +154,10 @@ class ManagedPostgres(pulumi.ComponentResource):
                 pool.port,
                 pool.name,
             )
-        elif args.connection == "direct":
+        elif db.db_connection == "direct":
             self.app_host, self.app_port, self.app_database = self.host, self.port, self.database
         else:
-            raise ValueError(f"unknown connection {args.connection!r}")
+            raise ValueError(f"unknown connection {db.db_connection!r}")
         self.app_uri = pulumi.Output.secret(
             pulumi.Output.all(
                 user.name, user.password, self.app_host, self.app_port, self.app_database
@@ -154,15 +165,15 @@ class ManagedPostgres(pulumi.ComponentResource):
         )
 
         self.replica_host = None
-        if args.read_replica:
+        if db.db_read_replica:
             replica = do.DatabaseReplica(
                 f"{name}-replica",
                 cluster_id=cluster.id,
-                name=f"clipper-{args.environment}-pg-replica",
-                size=args.read_replica_size,
-                region=args.region,
+                name=f"clipper-{env}-pg-replica",
+                size=db.db_read_replica_size,
+                region=args.identity.region,
                 private_network_uuid=args.vpc_id,
-                tags=[f"clipper-{args.environment}"],
+                tags=[f"clipper-{env}"],
                 opts=child,
             )
             self.replica_host = replica.private_host

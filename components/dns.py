@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_digitalocean as do
 
+from components.settings import DnsSettings, EdgeSettings, IdentitySettings
+
 # Only Let's Encrypt may issue for the domain (certbot on a host, or the load balancer's managed
 # certificate). No `issuewild` record: its usual value ";" reads back from the provider as ";."
 # (provider_normalisations), a change on every preview; without it, `issue` governs wildcard
@@ -17,13 +19,13 @@ CAA_ISSUER = "letsencrypt.org."
 
 @dataclass(frozen=True)
 class SiteDnsArgs:
-    """The domain, where it points, and the TTL of every record."""
+    """The stack's domain, the records' settings, and where the apex points."""
 
-    domain: str
+    identity: IdentitySettings
+    dns: DnsSettings
+    edge: EdgeSettings  # the ACME account's email is the CAA contact (iodef)
     ipv4: pulumi.Input[str]
     ipv6: pulumi.Input[str] | None
-    ttl: int
-    contact_email: str
     # What must finish before the A/AAAA records may point at a new address (with a reserved
     # IP: the droplet's deploy, for its IPv6). An ordering only.
     address_after: Sequence[pulumi.Input[pulumi.Resource]] = ()
@@ -42,7 +44,8 @@ class SiteDns(pulumi.ComponentResource):
     def __init__(self, name: str, args: SiteDnsArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("clipper:dns:SiteDns", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        zone = do.Domain(f"{name}-domain", name=args.domain, opts=child)
+        domain = args.identity.domain
+        zone = do.Domain(f"{name}-domain", name=domain, opts=child)
 
         def record(
             role: str,
@@ -59,7 +62,7 @@ class SiteDns(pulumi.ComponentResource):
                 name=host,
                 type=typ,
                 value=value,
-                ttl=args.ttl,
+                ttl=args.dns.dns_ttl,
                 flags=0 if typ == "CAA" else None,
                 tag=tag,
                 opts=pulumi.ResourceOptions(parent=self, depends_on=list(after)),
@@ -68,9 +71,9 @@ class SiteDns(pulumi.ComponentResource):
         apex = record("apex-a", "A", args.ipv4, after=args.address_after)
         if args.ipv6 is not None:
             record("apex-aaaa", "AAAA", args.ipv6, after=args.address_after)
-        record("www", "CNAME", f"{args.domain}.", host="www")
+        record("www", "CNAME", f"{domain}.", host="www")
         record("caa-issue", "CAA", CAA_ISSUER, tag="issue")
-        record("caa-iodef", "CAA", f"mailto:{args.contact_email}", tag="iodef")
+        record("caa-iodef", "CAA", f"mailto:{args.edge.acme_email}", tag="iodef")
 
         self.domain_urn = zone.domain_urn
         self.fqdn = apex.fqdn

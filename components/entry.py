@@ -10,6 +10,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_digitalocean as do
 
+from components.settings import EdgeSettings, IdentitySettings
+
 # DigitalOcean load balancers allow an HTTP idle timeout of 30..600 s.
 LB_MAX_IDLE_TIMEOUT_SECONDS = 600
 STICKY_COOKIE = "clipper_lb"
@@ -18,22 +20,19 @@ HEALTH_PATH = "/health/ready"
 
 @dataclass(frozen=True)
 class EntryArgs:
-    """How traffic enters: `mode` is settings.edge_entry ("reserved-ip" | "load-balancer")."""
+    """The stack, how traffic enters (`edge.edge_entry`: "reserved-ip" | "load-balancer"), and
+    the app droplets it fronts."""
 
-    environment: str
-    region: str
-    domain: str
-    mode: str
+    identity: IdentitySettings
+    edge: EdgeSettings
     vpc_id: pulumi.Input[str]
     droplet_tag: pulumi.Input[str]
     droplet_ids: Sequence[pulumi.Input[str]]
+    # The first droplet's IPv6 address; None: the droplets have no IPv6, so the entry has none.
     droplet_ipv6: pulumi.Input[str] | None = None
     # With a reserved IP: what must finish before the address moves to a (new) droplet, its
     # release's deploy. An ordering only: the assignment's inputs stay known at preview.
     move_after: pulumi.Input[pulumi.Resource] | None = None
-    ipv6: bool = True
-    lb_size_unit: int = 1
-    websocket_idle_seconds: int = 3600
     sticky_ttl_seconds: int = 3600
 
 
@@ -61,19 +60,20 @@ class Entry(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: EntryArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("clipper:edge:Entry", name, None, opts)
-        if args.mode == "reserved-ip":
+        mode = args.edge.edge_entry
+        if mode == "reserved-ip":
             self._reserved_ip(name, args)
-        elif args.mode == "load-balancer":
+        elif mode == "load-balancer":
             self._load_balancer(name, args)
         else:
-            raise ValueError(f"unknown entry mode {args.mode!r}")
+            raise ValueError(f"unknown entry mode {mode!r}")
         self.register_outputs({"ipv4": self.ipv4})
 
     def _reserved_ip(self, name: str, args: EntryArgs) -> None:
         if len(args.droplet_ids) != 1:
             raise ValueError("a reserved IP fronts exactly one droplet; use a load balancer")
         child = pulumi.ResourceOptions(parent=self)
-        reserved = do.ReservedIp(f"{name}-reserved-ip", region=args.region, opts=child)
+        reserved = do.ReservedIp(f"{name}-reserved-ip", region=args.identity.region, opts=child)
         # A separate assignment: replacing the droplet moves the address, it is never released.
         # It waits for `move_after` (the new droplet's deploy); Pulumi replaces it create-before-
         # delete, and the provider's delete of the old assignment unassigns nothing once the
@@ -93,24 +93,26 @@ class Entry(pulumi.ComponentResource):
 
     def _load_balancer(self, name: str, args: EntryArgs) -> None:
         child = pulumi.ResourceOptions(parent=self)
-        domains = [args.domain, f"www.{args.domain}"]
+        env, domain, edge = args.identity.environment, args.identity.domain, args.edge
+        ipv6 = args.droplet_ipv6 is not None
+        domains = [domain, f"www.{domain}"]
         # The name follows the domains: a new certificate (new name) is created and swapped
         # into the load balancer before the old one, still in use until then, is deleted.
         digest = hashlib.sha256(",".join(domains).encode()).hexdigest()[:8]
         certificate = do.Certificate(
             f"{name}-certificate",
-            name=f"clipper-{args.environment}-{digest}",
+            name=f"clipper-{env}-{digest}",
             type="lets_encrypt",
             domains=domains,
             opts=child,
         )
         lb = do.LoadBalancer(
             f"{name}-lb",
-            name=f"clipper-{args.environment}",
-            region=args.region,
+            name=f"clipper-{env}",
+            region=args.identity.region,
             vpc_uuid=args.vpc_id,
-            size_unit=args.lb_size_unit,
-            network_stack="DUALSTACK" if args.ipv6 else "IPV4",
+            size_unit=edge.lb_size_unit,
+            network_stack="DUALSTACK" if ipv6 else "IPV4",
             droplet_tag=args.droplet_tag,
             forwarding_rules=[
                 do.LoadBalancerForwardingRuleArgs(
@@ -129,7 +131,9 @@ class Entry(pulumi.ComponentResource):
             tls_cipher_policy="STRONG",
             enable_proxy_protocol=True,
             enable_backend_keepalive=True,
-            http_idle_timeout_seconds=min(args.websocket_idle_seconds, LB_MAX_IDLE_TIMEOUT_SECONDS),
+            http_idle_timeout_seconds=min(
+                edge.websocket_read_timeout_seconds, LB_MAX_IDLE_TIMEOUT_SECONDS
+            ),
             sticky_sessions=do.LoadBalancerStickySessionsArgs(
                 type="cookies",
                 cookie_name=STICKY_COOKIE,
@@ -149,6 +153,6 @@ class Entry(pulumi.ComponentResource):
             opts=child,
         )
         self.ipv4 = lb.ip
-        self.ipv6 = lb.ipv6 if args.ipv6 else None
+        self.ipv6 = lb.ipv6 if ipv6 else None
         self.resource_urn = lb.load_balancer_urn
         self.load_balancer_id = lb.id

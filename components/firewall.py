@@ -10,6 +10,7 @@ import pulumi
 import pulumi_digitalocean as do
 
 from components.host_layout import ALLOY_HTTP_PORT, NODE_EXPORTER_PORT
+from components.settings import IdentitySettings, NetworkSettings
 
 EVERYWHERE: tuple[str, str] = ("0.0.0.0/0", "::/0")
 # Every port of a protocol, in the form the provider reads back (provider_normalisations).
@@ -20,12 +21,12 @@ EXPORTER_PORTS: tuple[int, ...] = (NODE_EXPORTER_PORT, ALLOY_HTTP_PORT)
 
 @dataclass(frozen=True)
 class AppFirewallArgs:
-    """Who may reach the app droplets (selected by `droplet_tag`) on which port."""
+    """Who may reach the app droplets (selected by `droplet_tag`) on which port: the admin
+    networks and the VPC come from `network`."""
 
-    environment: str
+    identity: IdentitySettings
+    network: NetworkSettings
     droplet_tag: pulumi.Input[str]
-    admin_cidrs: tuple[str, ...]
-    vpc_ip_range: str
     # With a load balancer, web traffic is accepted from it only; None: from the internet.
     load_balancer_id: pulumi.Input[str] | None = None
     monitoring_sources: tuple[str, ...] = ()  # extra scrape sources (the VPC is always one)
@@ -59,12 +60,12 @@ class AppFirewall(pulumi.ComponentResource):
         self, name: str, args: AppFirewallArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("clipper:network:AppFirewall", name, None, opts)
-        inbound = [_tcp(22, addresses=args.admin_cidrs)]
+        inbound = [_tcp(22, addresses=args.network.admin_cidrs)]
         if args.load_balancer_id is None:
             inbound += [_tcp(80, addresses=EVERYWHERE), _tcp(443, addresses=EVERYWHERE)]
         else:
             inbound.append(_tcp(80, load_balancers=[args.load_balancer_id]))
-        scrapers = (args.vpc_ip_range, *args.monitoring_sources)
+        scrapers = (args.network.vpc_ip_range, *args.monitoring_sources)
         inbound += [_tcp(port, addresses=scrapers) for port in EXPORTER_PORTS]
 
         outbound = [
@@ -77,7 +78,7 @@ class AppFirewall(pulumi.ComponentResource):
         ]
         firewall = do.Firewall(
             f"{name}-firewall",
-            name=f"clipper-{args.environment}-app",
+            name=f"clipper-{args.identity.environment}-app",
             tags=[args.droplet_tag],
             inbound_rules=inbound,
             outbound_rules=outbound,

@@ -1,5 +1,5 @@
 """The rules for the release's image settings: where each image comes from, the app's source,
-and the stack's DigitalOcean Container Registry. Pure value checks, used by components/settings.py.
+and the stack's DigitalOcean Container Registry. Pure value checks, used by components/settings/.
 """
 
 from __future__ import annotations

@@ -7,14 +7,15 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_digitalocean as do
 
+from components.settings import IdentitySettings, NetworkSettings
+
 
 @dataclass(frozen=True)
 class NetworkArgs:
-    """Where the network lives and what it is called."""
+    """Which stack's network (its name and region) and the VPC's range."""
 
-    environment: str
-    region: str
-    ip_range: str
+    identity: IdentitySettings
+    network: NetworkSettings
 
 
 class Network(pulumi.ComponentResource):
@@ -27,12 +28,13 @@ class Network(pulumi.ComponentResource):
     def __init__(self, name: str, args: NetworkArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("clipper:network:Network", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
+        env = args.identity.environment
         vpc = do.Vpc(
             f"{name}-vpc",
-            name=f"clipper-{args.environment}",
-            region=args.region,
-            ip_range=args.ip_range,
-            description=f"Clipper {args.environment}: app droplets, databases and cache",
+            name=f"clipper-{env}",
+            region=args.identity.region,
+            ip_range=args.network.vpc_ip_range,
+            description=f"Clipper {env}: app droplets, databases and cache",
             opts=child,
         )
         self.vpc_id = vpc.id
@@ -44,9 +46,9 @@ class Network(pulumi.ComponentResource):
 
 @dataclass(frozen=True)
 class ProjectArgs:
-    """The project's label and the URNs of the resources it holds."""
+    """Whose project (the stack's) and the URNs of the resources it holds."""
 
-    environment: str
+    identity: IdentitySettings
     resource_urns: list[pulumi.Input[str]]
 
 
@@ -57,12 +59,13 @@ class DigitalOceanProject(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: ProjectArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("clipper:network:DigitalOceanProject", name, None, opts)
+        env = args.identity.environment
         project = do.Project(
             f"{name}-project",
-            name=f"clipper-{args.environment}",
-            description=f"Clipper {args.environment}",
+            name=f"clipper-{env}",
+            description=f"Clipper {env}",
             purpose="Web Application",
-            environment=args.environment.capitalize(),
+            environment=env.capitalize(),
             resources=args.resource_urns,
             opts=pulumi.ResourceOptions(parent=self),
         )

@@ -4,6 +4,7 @@ settings are valid, and nothing here branches on the stack's name."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import pulumi
 
@@ -66,81 +67,126 @@ def _deferred_resource() -> tuple[
     return pulumi.deferred_output()
 
 
-def build_stack(settings: Settings, secrets: Secrets) -> dict[str, pulumi.Input[object]]:
-    """Declare every component of the stack; return the stack outputs."""
-    s, env = settings, settings.environment
-    network = Network(
-        f"{env}-network", NetworkArgs(environment=env, region=s.region, ip_range=s.vpc_ip_range)
-    )
-    tags = AppHostTags(f"{env}-tags", AppHostTagsArgs(environment=env))
-    # The monitoring host probes and scrapes the data stores: their firewalls trust its tag.
+@dataclass(frozen=True)
+class _Foundation:
+    """What everything else is placed in, tagged with or reached by."""
+
+    network: Network
+    tags: AppHostTags
+    monitoring_tag: MonitoringHostTag | None
+    deploy_key: DeployKey
+
+    @property
+    def data_store_clients(self) -> tuple[pulumi.Output[str], ...]:
+        """The tags the data stores' firewalls trust: the app hosts', and the monitoring
+        host's (it probes and scrapes the data stores)."""
+        monitoring = (self.monitoring_tag.role,) if self.monitoring_tag else ()
+        return (self.tags.role, *monitoring)
+
+
+@dataclass(frozen=True)
+class _DataStores:
+    database: ManagedPostgres
+    cache: ManagedValkey
+
+
+@dataclass(frozen=True)
+class _AppTier:
+    """The app droplets, what fronts them, and each as SSH reaches it; `first_deploy` is the
+    first droplet's deploy, given by `resolve_first_deploy` once the release declares it."""
+
+    servers: AppServers
+    entry: Entry
+    firewall: AppFirewall
+    hosts: list[AppHost]
+    first_deploy: pulumi.Output[pulumi.Resource]
+    resolve_first_deploy: Callable[[pulumi.Output[pulumi.Resource]], None]
+
+
+def _foundation(s: Settings) -> _Foundation:
+    env = s.environment
+    network = Network(f"{env}-network", NetworkArgs(identity=s.identity, network=s.network))
+    tags = AppHostTags(f"{env}-tags", AppHostTagsArgs(identity=s.identity))
     monitoring_tag = (
         MonitoringHostTag(f"{env}-monitoring-tag", MonitoringHostTagArgs(environment=env))
         if s.monitoring_enabled
         else None
     )
-    data_store_clients = (tags.role, *((monitoring_tag.role,) if monitoring_tag else ()))
     deploy_key = DeployKey(f"{env}-deploy-key", DeployKeyArgs())
+    return _Foundation(network, tags, monitoring_tag, deploy_key)
+
+
+def _data_stores(s: Settings, base: _Foundation) -> _DataStores:
+    env, vpc_id, clients = s.environment, base.network.vpc_id, base.data_store_clients
     database = ManagedPostgres(
         f"{env}-database",
         ManagedPostgresArgs(
-            environment=env, region=s.region, version=s.db_version, size=s.db_size,
-            node_count=s.db_node_count, vpc_id=network.vpc_id,
-            maintenance_day=s.db_maintenance_day, maintenance_hour=s.db_maintenance_hour,
-            trusted_tags=data_store_clients, slow_query_ms=s.db_slow_query_ms,
-            connection=s.db_connection, pool_size=s.db_pool_size, protect=s.db_protect,
-            read_replica=s.db_read_replica, read_replica_size=s.db_read_replica_size,
+            identity=s.identity, database=s.database, vpc_id=vpc_id, trusted_tags=clients
         ),
-    )  # fmt: skip
+    )
     cache = ManagedValkey(
         f"{env}-cache",
         ManagedValkeyArgs(
-            environment=env, region=s.region, version=s.cache_version, size=s.cache_size,
-            node_count=s.cache_node_count, vpc_id=network.vpc_id,
-            maintenance_day=s.db_maintenance_day, maintenance_hour=s.db_maintenance_hour,
-            trusted_tags=data_store_clients, eviction_policy=s.cache_eviction_policy,
-            persistence=s.cache_persistence, tunnel_port=s.cache_tunnel_port,
-            protect=s.db_protect,
+            identity=s.identity, cache=s.cache, database=s.database, vpc_id=vpc_id,
+            trusted_tags=clients,
         ),
     )  # fmt: skip
-    app = AppServers(
+    return _DataStores(database, cache)
+
+
+def _app_tier(s: Settings, base: _Foundation, stores: _DataStores) -> _AppTier:
+    env = s.environment
+    servers = AppServers(
         f"{env}-app",
         AppServersArgs(
-            environment=env, region=s.region, count=s.app_count, size=s.app_size,
-            image=s.app_image, vpc_id=network.vpc_id,
-            user_data=_app_user_data(s, deploy_key, cache), tags=tags,
-            ssh_key_fingerprints=tuple(s.ssh_key_fingerprints), ipv6=s.app_ipv6,
-            backups=s.app_backups, backup_plan=s.app_backup_plan,
-            backup_weekday=s.app_backup_weekday, backup_hour=s.app_backup_hour,
-            replace_on_user_data_change=s.app_replace_on_user_data_change,
+            identity=s.identity, servers=s.app_servers, access=s.access,
+            vpc_id=base.network.vpc_id, user_data=_app_user_data(s, base.deploy_key, stores.cache),
+            tags=base.tags,
         ),
     )  # fmt: skip
-    # The first droplet's deploy (given after the Release below): with a reserved IP, the
-    # address and the AAAA record move to a new droplet only once it serves.
+    # The first droplet's deploy (given after the Release): with a reserved IP, the address and
+    # the AAAA record move to a new droplet only once it serves.
     first_deploy, resolve_first_deploy = _deferred_resource()
     entry = Entry(
         f"{env}-entry",
         EntryArgs(
-            environment=env, region=s.region, domain=s.domain, mode=s.edge_entry,
-            vpc_id=network.vpc_id, droplet_tag=tags.role,
-            droplet_ids=[d.id for d in app.droplets], droplet_ipv6=app.droplets[0].public_ipv6,
-            move_after=first_deploy,
-            ipv6=s.app_ipv6, lb_size_unit=s.lb_size_unit,
-            websocket_idle_seconds=s.websocket_read_timeout_seconds,
+            identity=s.identity, edge=s.edge, vpc_id=base.network.vpc_id,
+            droplet_tag=base.tags.role, droplet_ids=[d.id for d in servers.droplets],
+            droplet_ipv6=servers.droplets[0].public_ipv6, move_after=first_deploy,
         ),
     )  # fmt: skip
     firewall = AppFirewall(
         f"{env}-firewall",
         AppFirewallArgs(
-            environment=env, droplet_tag=tags.role, admin_cidrs=tuple(s.admin_cidrs),
-            vpc_ip_range=s.vpc_ip_range, load_balancer_id=entry.load_balancer_id,
+            identity=s.identity, network=s.network, droplet_tag=base.tags.role,
+            load_balancer_id=entry.load_balancer_id,
         ),
     )  # fmt: skip
-    db = database
-    secret = AppSecrets(
-        f"{env}-app-secrets",
+    hosts = _app_hosts(env, base, servers, firewall)
+    return _AppTier(servers, entry, firewall, hosts, first_deploy, resolve_first_deploy)
+
+
+def _app_hosts(
+    env: str, base: _Foundation, servers: AppServers, firewall: AppFirewall
+) -> list[AppHost]:
+    """Each app droplet as SSH reaches it, its host key trusted on first use and then pinned."""
+    droplets = {f"app-{n}": d for n, d in enumerate(servers.droplets, 1)}
+    host_keys = HostKeys(
+        f"{env}-host-keys",
+        HostKeysArgs(
+            hosts={name: (d.id, d.public_ipv4) for name, d in droplets.items()},
+            private_key=base.deploy_key.private_key_openssh, depends_on=(firewall,),
+        ),
+    )  # fmt: skip
+    return [AppHost(n, d.id, d.public_ipv4, host_keys.keys[n]) for n, d in droplets.items()]
+
+
+def _app_secrets(s: Settings, secrets: Secrets, stores: _DataStores) -> AppSecrets:
+    db = stores.database
+    return AppSecrets(
+        f"{s.environment}-app-secrets",
         AppSecretsArgs(
-            settings=s, secrets=secrets, cache_password=cache.password,
+            settings=s, secrets=secrets, cache_password=stores.cache.password,
             app_database=PostgresLogin(
                 db.app_host, db.app_port, db.app_user, db.app_password, db.app_database
             ),
@@ -149,129 +195,170 @@ def build_stack(settings: Settings, secrets: Secrets) -> dict[str, pulumi.Input[
             ),
         ),
     )  # fmt: skip
-    # Each app droplet's SSH host key, trusted on first use and pinned from then on.
-    host_keys = HostKeys(
-        f"{env}-host-keys",
-        HostKeysArgs(
-            hosts={f"app-{n}": (d.id, d.public_ipv4) for n, d in enumerate(app.droplets, 1)},
-            private_key=deploy_key.private_key_openssh, depends_on=(firewall,),
-        ),
-    )  # fmt: skip
-    app_hosts = [
-        AppHost(f"app-{n}", d.id, d.public_ipv4, host_keys.keys[f"app-{n}"])
-        for n, d in enumerate(app.droplets, 1)
-    ]
+
+
+def _release_images(s: Settings) -> ReleaseImages:
     source = app_source(s)
     if s.images_to_build and not engine_is_mocked():
         ensure_checkout(source)  # pulumi-docker hashes the build contexts at preview
-    images = ReleaseImages(f"{env}-images", ReleaseImagesArgs(settings=s, source=source))
+    return ReleaseImages(f"{s.environment}-images", ReleaseImagesArgs(settings=s, source=source))
+
+
+def _release(
+    s: Settings, secrets: Secrets, base: _Foundation, stores: _DataStores, tier: _AppTier
+) -> tuple[ReleaseImages, Release]:
+    """The app's secrets and images, and their release on every app host; the first host's
+    deploy is what the entry's address (and DNS) wait for."""
+    app_secrets = _app_secrets(s, secrets, stores)
+    images = _release_images(s)
     release = Release(
-        f"{env}-release",
+        f"{s.environment}-release",
         ReleaseArgs(
-            settings=s, ssh_private_key=deploy_key.private_key_openssh,
+            settings=s, ssh_private_key=base.deploy_key.private_key_openssh,
             images=images.pinned, registry_docker_config=images.pull_docker_config,
-            hosts=app_hosts,
-            backend_env_file=secret.backend_env_file, db_admin_env_file=secret.db_admin_env_file,
-            env_sha256=secret.env_sha256, depends_on=(database, cache, firewall),
+            hosts=tier.hosts,
+            backend_env_file=app_secrets.backend_env_file,
+            db_admin_env_file=app_secrets.db_admin_env_file, env_sha256=app_secrets.env_sha256,
+            depends_on=(stores.database, stores.cache, tier.firewall),
         ),
     )  # fmt: skip
-    resolve_first_deploy(pulumi.Output.from_input(release.deploys[app_hosts[0].name]))
-    backups = Backups(
-        f"{env}-backups",
+    tier.resolve_first_deploy(pulumi.Output.from_input(release.deploys[tier.hosts[0].name]))
+    return images, release
+
+
+def _backups(s: Settings, base: _Foundation, tier: _AppTier, release: Release) -> Backups:
+    return Backups(
+        f"{s.environment}-backups",
         BackupsArgs(
-            environment=env, domain=s.domain, bucket_region=s.effective_backup_region,
+            environment=s.environment, domain=s.domain, bucket_region=s.effective_backup_region,
             retention_days=s.backup_retention_days, schedule=s.backup_schedule,
             database=APP_DATABASE, postgres_major=s.db_version,
-            host=app_hosts[0],
-            ssh_private_key=deploy_key.private_key_openssh, protect=s.db_protect,
+            host=tier.hosts[0],
+            ssh_private_key=base.deploy_key.private_key_openssh, protect=s.db_protect,
             depends_on=(release,),
         ),
     )  # fmt: skip
-    project_urns: list[pulumi.Input[str]] = [
-        *app.droplet_urns, entry.resource_urn, database.cluster_urn, cache.cluster_urn,
-        backups.bucket_urn,
-    ]  # fmt: skip
-    if s.dns_manage_domain:
-        dns = SiteDns(
-            f"{env}-dns",
-            SiteDnsArgs(
-                domain=s.domain, ipv4=entry.ipv4, ipv6=entry.ipv6, ttl=s.dns_ttl,
-                contact_email=s.acme_email,
-                address_after=() if s.uses_load_balancer else (first_deploy,),
-            ),
-        )  # fmt: skip
-        project_urns.append(dns.domain_urn)
-    Alerts(
-        f"{env}-alerts",
-        AlertsArgs(
-            environment=env, site_url=s.site_url, droplet_tag=tags.role,
-            database_cluster_ids=[database.cluster_id, cache.cluster_id],
-            emails=tuple(s.alert_emails), cpu_percent=s.alert_cpu_percent,
-            memory_percent=s.alert_memory_percent, disk_percent=s.alert_disk_percent,
-            slack_channel=s.alert_slack_channel, slack_webhook_url=secrets.alert_slack_webhook_url,
+
+
+def _site_dns(s: Settings, tier: _AppTier) -> SiteDns:
+    # With a reserved IP, the apex records follow the address: after the first deploy.
+    after = () if s.uses_load_balancer else (tier.first_deploy,)
+    return SiteDns(
+        f"{s.environment}-dns",
+        SiteDnsArgs(
+            identity=s.identity, dns=s.dns, edge=s.edge, ipv4=tier.entry.ipv4,
+            ipv6=tier.entry.ipv6, address_after=after,
         ),
     )  # fmt: skip
-    outputs: dict[str, pulumi.Input[object]] = {}
-    # What `python -m components ops` reaches (components/fleet): every host by role, plain.
-    fleet_roles: dict[str, list[dict[str, pulumi.Input[object]]]] = {
+
+
+def _alerts(s: Settings, secrets: Secrets, base: _Foundation, stores: _DataStores) -> Alerts:
+    return Alerts(
+        f"{s.environment}-alerts",
+        AlertsArgs(
+            identity=s.identity, alerts=s.alerts, droplet_tag=base.tags.role,
+            database_cluster_ids=[stores.database.cluster_id, stores.cache.cluster_id],
+            slack_webhook_url=secrets.alert_slack_webhook_url,
+        ),
+    )  # fmt: skip
+
+
+def _monitoring(
+    s: Settings, secrets: Secrets, base: _Foundation, stores: _DataStores, tier: _AppTier
+) -> Monitoring | None:
+    if base.monitoring_tag is None:
+        return None
+    if secrets.alert_smtp_password is None:
+        raise SettingsError(s.environment, ["alertSmtpPassword is required when monitoring is on"])
+    return Monitoring(
+        f"{s.environment}-monitoring",
+        MonitoringArgs(
+            settings=s, vpc_id=base.network.vpc_id, tag=base.monitoring_tag,
+            environment_tag=base.tags.environment, app_tag=base.tags.role,
+            deploy_public_key=base.deploy_key.public_key_openssh,
+            ssh_private_key=base.deploy_key.private_key_openssh,
+            app_hosts=[
+                MonitoredAppHost(h.name, d.name, d.id, d.public_ipv4, d.private_ipv4, h.host_key)
+                for h, d in zip(tier.hosts, tier.servers.droplets, strict=True)
+            ],
+            database=stores.database, cache=stores.cache,
+            smtp_password=secrets.alert_smtp_password,
+            slack_webhook_url=secrets.alert_slack_webhook_url,
+        ),
+    )  # fmt: skip
+
+
+def _fleet_hosts(
+    env: str, tier: _AppTier, monitoring: Monitoring | None
+) -> dict[str, list[dict[str, pulumi.Input[object]]]]:
+    """What `python -m components ops` reaches (components/fleet): every host by role, plain."""
+    roles: dict[str, list[dict[str, pulumi.Input[object]]]] = {
         "app": [
             {"name": h.name, "droplet": d.name, "publicAddress": d.public_ipv4,
              "privateAddress": d.private_ipv4, "backups": n == 1,
              # The key each remote command pins: the fleet command pins the same one.
              "hostKey": h.host_key}
-            for n, (h, d) in enumerate(zip(app_hosts, app.droplets, strict=True), 1)
+            for n, (h, d) in enumerate(zip(tier.hosts, tier.servers.droplets, strict=True), 1)
         ]
     }  # fmt: skip
-    if monitoring_tag is not None:
-        if secrets.alert_smtp_password is None:
-            raise SettingsError(env, ["alertSmtpPassword is required when monitoring is on"])
-        monitoring = Monitoring(
-            f"{env}-monitoring",
-            MonitoringArgs(
-                settings=s, vpc_id=network.vpc_id, tag=monitoring_tag,
-                environment_tag=tags.environment, app_tag=tags.role,
-                deploy_public_key=deploy_key.public_key_openssh,
-                ssh_private_key=deploy_key.private_key_openssh,
-                app_hosts=[
-                    MonitoredAppHost(
-                        h.name, d.name, d.id, d.public_ipv4, d.private_ipv4, h.host_key
-                    )
-                    for h, d in zip(app_hosts, app.droplets, strict=True)
-                ],
-                database=database, cache=cache, smtp_password=secrets.alert_smtp_password,
-                slack_webhook_url=secrets.alert_slack_webhook_url,
-            ),
-        )  # fmt: skip
-        project_urns += [monitoring.droplet_urn, monitoring.volume_urn]
-        fleet_roles["monitoring"] = [
+    if monitoring is not None:
+        roles["monitoring"] = [
             {"name": "monitoring", "droplet": f"clipper-{env}-monitoring",
              "publicAddress": monitoring.public_ipv4, "privateAddress": monitoring.private_ipv4}
         ]  # fmt: skip
-        outputs = {
-            "monitoringAddress": monitoring.public_ipv4,
-            "monitoringTunnel": monitoring.tunnel_command,
-            "grafanaAdminPassword": monitoring.grafana_admin_password,
-        }
-    DigitalOceanProject(f"{env}-project", ProjectArgs(environment=env, resource_urns=project_urns))
+    return roles
+
+
+def _monitoring_outputs(monitoring: Monitoring | None) -> dict[str, pulumi.Input[object]]:
+    if monitoring is None:
+        return {}
     return {
-        **outputs,
-        "vpcId": network.vpc_id,
+        "monitoringAddress": monitoring.public_ipv4,
+        "monitoringTunnel": monitoring.tunnel_command,
+        "grafanaAdminPassword": monitoring.grafana_admin_password,
+    }
+
+
+def build_stack(settings: Settings, secrets: Secrets) -> dict[str, pulumi.Input[object]]:
+    """Declare every component of the stack, in dependency order; return the stack outputs."""
+    s, env = settings, settings.environment
+    base = _foundation(s)
+    stores = _data_stores(s, base)
+    tier = _app_tier(s, base, stores)
+    images, release = _release(s, secrets, base, stores, tier)
+    backups = _backups(s, base, tier, release)
+    project_urns: list[pulumi.Input[str]] = [
+        *tier.servers.droplet_urns, tier.entry.resource_urn, stores.database.cluster_urn,
+        stores.cache.cluster_urn, backups.bucket_urn,
+    ]  # fmt: skip
+    if s.dns_manage_domain:
+        project_urns.append(_site_dns(s, tier).domain_urn)
+    _alerts(s, secrets, base, stores)
+    monitoring = _monitoring(s, secrets, base, stores, tier)
+    if monitoring is not None:
+        project_urns += [monitoring.droplet_urn, monitoring.volume_urn]
+    DigitalOceanProject(
+        f"{env}-project", ProjectArgs(identity=s.identity, resource_urns=project_urns)
+    )
+    return {
+        **_monitoring_outputs(monitoring),
+        "vpcId": base.network.vpc_id,
         "siteUrl": s.site_url,
-        "publicAddress": entry.ipv4,
-        "dropletPublicAddresses": app.public_ipv4s,
-        "dropletPrivateAddresses": app.private_ipv4s,
-        "databaseHost": database.host,
-        "cacheHost": cache.host,
-        "databaseUri": database.app_uri,
-        "cacheUri": cache.uri,
+        "publicAddress": tier.entry.ipv4,
+        "dropletPublicAddresses": tier.servers.public_ipv4s,
+        "dropletPrivateAddresses": tier.servers.private_ipv4s,
+        "databaseHost": stores.database.host,
+        "cacheHost": stores.cache.host,
+        "databaseUri": stores.database.app_uri,
+        "cacheUri": stores.cache.uri,
         "releaseImages": release.images,
         "registryEndpoint": images.registry_endpoint,
         "releaseDeployLogs": release.deploy_logs,
         "backupBucket": backups.bucket_name,
         "backupEndpoint": backups.bucket_endpoint,
-        "fleetHosts": fleet_roles,
+        "fleetHosts": _fleet_hosts(env, tier, monitoring),
         # A secret output: the fleet command's SSH key (`--show-secrets`); never printed plain.
-        "deployPrivateKey": deploy_key.private_key_openssh,
+        "deployPrivateKey": base.deploy_key.private_key_openssh,
     }
 
 

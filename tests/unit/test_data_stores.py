@@ -149,6 +149,16 @@ def test_cache_is_valkey_in_the_vpc_with_settings_eviction_and_tls_only(stack: s
     assert cache.inputs["nodeCount"] == {"staging": 1, "production": 2}[stack]
 
 
+def test_the_cache_shares_the_database_maintenance_window() -> None:
+    run = custom_run(
+        "staging", overrides={"dbMaintenanceDay": "wednesday", "dbMaintenanceHour": "02:30"}
+    )
+    for engine in ("pg", "valkey"):
+        assert _cluster(run, engine).inputs["maintenanceWindows"] == [
+            {"day": "wednesday", "hour": "02:30"}
+        ], engine
+
+
 def test_production_cache_is_protected_and_staging_cache_is_not() -> None:
     assert _cluster(stack_run("production"), "valkey").protect
     assert not _cluster(stack_run("staging"), "valkey").protect
