@@ -36,6 +36,7 @@ import pulumi_command as command
 import pulumi_digitalocean as do
 
 from components import host_layout
+from components.database import APP_DATABASE
 from components.host.connection import AppHost, deploy_ssh
 from components.host.setup import Activation, Bundle, set_up_host
 from components.host_files import HostFile
@@ -46,6 +47,7 @@ from components.renderers.backup_units import (
     backup_host_files,
     render_backup_credentials,
 )
+from components.settings import BackupSettings, DatabaseSettings, IdentitySettings
 
 BACKUP_SCRIPT_SOURCE = Path(__file__).resolve().parents[1] / "hostscripts" / "clipper-backup"
 
@@ -100,19 +102,15 @@ def enable_command(postgres_major: str) -> str:
 
 @dataclass(frozen=True)
 class BackupsArgs:
-    """Where the bucket lives and for how long it keeps backups; which host runs them."""
+    """The stack, its backup and database settings, the bucket's region; which host runs them."""
 
-    environment: str
-    domain: str
-    bucket_region: str
-    retention_days: int
-    schedule: str  # systemd OnCalendar
-    database: str  # the app database's name
-    postgres_major: str
+    identity: IdentitySettings
+    backups: BackupSettings
+    database: DatabaseSettings  # its major version (pg_dump's) and its protect switch
+    bucket_region: str  # resolved: backupRegion, or the stack's region (Settings)
     host: AppHost  # the first app droplet
     # The deploy user's private key (OpenSSH PEM), a secret.
     ssh_private_key: pulumi.Input[str]
-    protect: bool = True
     # What must be on the host first: the release (it writes the admin env file).
     depends_on: Sequence[pulumi.Resource] = field(default_factory=tuple)
 
@@ -139,14 +137,14 @@ class Backups(pulumi.ComponentResource):
         bucket = self._bucket(name, args)
         key = do.SpacesKey(
             f"{name}-key",
-            name=f"clipper-{args.environment}-backup",
+            name=f"clipper-{args.identity.environment}-backup",
             grants=[do.SpacesKeyGrantArgs(bucket=bucket.name, permission="readwrite")],
             opts=pulumi.ResourceOptions(parent=self),
         )
         target = BackupTarget(
-            environment=args.environment,
-            database=args.database,
-            bucket=bucket_name(args.domain),
+            environment=args.identity.environment,
+            database=APP_DATABASE,
+            bucket=bucket_name(args.identity.domain),
             region=args.bucket_region,
         )
         enable = self._set_up_backup_host(name, args, target, key)
@@ -169,7 +167,7 @@ class Backups(pulumi.ComponentResource):
         """The private, versioned bucket whose lifecycle rule keeps each backup its days."""
         return do.SpacesBucket(
             f"{name}-bucket",
-            name=bucket_name(args.domain),
+            name=bucket_name(args.identity.domain),
             region=args.bucket_region,
             acl="private",
             force_destroy=False,
@@ -178,7 +176,9 @@ class Backups(pulumi.ComponentResource):
                 do.SpacesBucketLifecycleRuleArgs(
                     id="backup-retention",
                     enabled=True,
-                    expiration=do.SpacesBucketLifecycleRuleExpirationArgs(days=args.retention_days),
+                    expiration=do.SpacesBucketLifecycleRuleExpirationArgs(
+                        days=args.backups.backup_retention_days
+                    ),
                     noncurrent_version_expiration=(
                         do.SpacesBucketLifecycleRuleNoncurrentVersionExpirationArgs(
                             days=NONCURRENT_VERSION_DAYS
@@ -188,7 +188,9 @@ class Backups(pulumi.ComponentResource):
                 )
             ],
             opts=pulumi.ResourceOptions(
-                parent=self, protect=args.protect, retain_on_delete=args.protect
+                parent=self,
+                protect=args.database.db_protect,
+                retain_on_delete=args.database.db_protect,
             ),
         )
 
@@ -200,7 +202,7 @@ class Backups(pulumi.ComponentResource):
         host_files = [
             HostFile(host_layout.BACKUP_SCRIPT, BACKUP_SCRIPT_SOURCE.read_text(), "0755"),
             *host_package_files(),
-            *backup_host_files(target, args.schedule),
+            *backup_host_files(target, args.backups.backup_schedule),
         ]
         # Built inside apply from a secret, and wrapped again: it never becomes plain state.
         credential_text: pulumi.Output[str] = pulumi.Output.all(
@@ -228,8 +230,8 @@ class Backups(pulumi.ComponentResource):
             ],
             activation=Activation(
                 "enable",
-                enable_command(args.postgres_major),
-                triggers=[args.host.droplet_id, units_digest, args.postgres_major],
+                enable_command(args.database.db_version),
+                triggers=[args.host.droplet_id, units_digest, args.database.db_version],
             ),
             # The release waited for the host and wrote the admin env file the job reads.
             wait_for_host=False,

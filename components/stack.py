@@ -14,7 +14,7 @@ from components.app_servers import AppHostTags, AppHostTagsArgs, AppServers, App
 from components.app_source import SourceError, app_source, engine_is_mocked, ensure_checkout
 from components.backups import Backups, BackupsArgs
 from components.cache import ManagedValkey, ManagedValkeyArgs
-from components.database import APP_DATABASE, ManagedPostgres, ManagedPostgresArgs
+from components.database import ManagedPostgres, ManagedPostgresArgs
 from components.deploy_key import DeployKey, DeployKeyArgs
 from components.dns import SiteDns, SiteDnsArgs
 from components.entry import Entry, EntryArgs
@@ -230,12 +230,9 @@ def _backups(s: Settings, base: _Foundation, tier: _AppTier, release: Release) -
     return Backups(
         f"{s.environment}-backups",
         BackupsArgs(
-            environment=s.environment, domain=s.domain, bucket_region=s.effective_backup_region,
-            retention_days=s.backup_retention_days, schedule=s.backup_schedule,
-            database=APP_DATABASE, postgres_major=s.db_version,
-            host=tier.hosts[0],
-            ssh_private_key=base.deploy_key.private_key_openssh, protect=s.db_protect,
-            depends_on=(release,),
+            identity=s.identity, backups=s.backups, database=s.database,
+            bucket_region=s.effective_backup_region, host=tier.hosts[0],
+            ssh_private_key=base.deploy_key.private_key_openssh, depends_on=(release,),
         ),
     )  # fmt: skip
 
