@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_digitalocean as do
 
+from components.renames import formerly
 from components.settings import AlertSettings, IdentitySettings
 
 UPTIME_REGIONS: tuple[str, ...] = ("us_east", "us_west", "eu_west", "se_asia")
@@ -45,7 +46,9 @@ class Alerts(pulumi.ComponentResource):
     uptime_check_id: pulumi.Output[str]
 
     def __init__(self, name: str, args: AlertsArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("clipper:monitoring:Alerts", name, None, opts)
+        super().__init__(
+            "clipper:alerts:Alerts", name, None, formerly("clipper:monitoring:Alerts", opts)
+        )
         child = pulumi.ResourceOptions(parent=self)
         env, alerts = args.identity.environment, args.alerts
         channel = alerts.alert_slack_channel

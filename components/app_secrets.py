@@ -17,6 +17,7 @@ import pulumi
 import pulumi_random as random
 import pulumi_tls as tls
 
+from components.renames import formerly
 from components.renderers.env_file import (
     BackendSecretValues,
     PostgresLoginValues,
@@ -81,7 +82,12 @@ class AppSecrets(pulumi.ComponentResource):
     def __init__(
         self, name: str, args: AppSecretsArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
-        super().__init__("clipper:secrets:AppSecrets", name, None, opts)
+        super().__init__(
+            "clipper:app_secrets:AppSecrets",
+            name,
+            None,
+            formerly("clipper:secrets:AppSecrets", opts),
+        )
         settings, secrets = args.settings, args.secrets
 
         # The app encrypts users' MFA secrets with this key: losing it locks them out, so it is

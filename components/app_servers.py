@@ -8,6 +8,7 @@ import pulumi
 import pulumi_digitalocean as do
 
 from components.host_files import role_tag
+from components.renames import formerly
 from components.settings import AccessSettings, AppServerSettings, IdentitySettings
 
 # Droplet inputs that only matter when a droplet is built; changing one replaces the droplet.
@@ -35,7 +36,12 @@ class AppHostTags(pulumi.ComponentResource):
     def __init__(
         self, name: str, args: AppHostTagsArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
-        super().__init__("clipper:compute:AppHostTags", name, None, opts)
+        super().__init__(
+            "clipper:app_servers:AppHostTags",
+            name,
+            None,
+            formerly("clipper:compute:AppHostTags", opts),
+        )
         child = pulumi.ResourceOptions(parent=self)
         environment = args.identity.environment
         role = do.Tag(f"{name}-role", name=role_tag(environment, "app"), opts=child)
@@ -96,7 +102,12 @@ class AppServers(pulumi.ComponentResource):
     def __init__(
         self, name: str, args: AppServersArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
-        super().__init__("clipper:compute:AppServers", name, None, opts)
+        super().__init__(
+            "clipper:app_servers:AppServers",
+            name,
+            None,
+            formerly("clipper:compute:AppServers", opts),
+        )
         self.tag = args.tags.role
         servers = args.servers
         backup_policy = (

@@ -10,6 +10,7 @@ import pulumi
 import pulumi_digitalocean as do
 
 from components.data_stores import ClusterArgs, managed_cluster, trust_only_tags
+from components.renames import formerly
 from components.settings import CacheSettings, DatabaseSettings, IdentitySettings
 
 TUNNEL_HOST = "127.0.0.1"
@@ -65,7 +66,9 @@ class ManagedValkey(pulumi.ComponentResource):
     def __init__(
         self, name: str, args: ManagedValkeyArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
-        super().__init__("clipper:data:ManagedValkey", name, None, opts)
+        super().__init__(
+            "clipper:cache:ManagedValkey", name, None, formerly("clipper:data:ManagedValkey", opts)
+        )
         child = pulumi.ResourceOptions(parent=self)
         cache = args.cache
         cluster = managed_cluster(

@@ -24,6 +24,7 @@ import pulumi
 import pulumi_digitalocean as do
 
 from components.data_stores import ClusterArgs, managed_cluster, trust_only_tags
+from components.renames import formerly
 from components.settings import DatabaseSettings, IdentitySettings
 
 APP_DATABASE = "clipper"
@@ -100,7 +101,12 @@ class ManagedPostgres(pulumi.ComponentResource):
     def __init__(
         self, name: str, args: ManagedPostgresArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
-        super().__init__("clipper:data:ManagedPostgres", name, None, opts)
+        super().__init__(
+            "clipper:database:ManagedPostgres",
+            name,
+            None,
+            formerly("clipper:data:ManagedPostgres", opts),
+        )
         child = pulumi.ResourceOptions(parent=self)
         db, env = args.database, args.identity.environment
         cluster = managed_cluster(

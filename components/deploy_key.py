@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_tls as tls
 
+from components.renames import formerly
+
 
 @dataclass(frozen=True)
 class DeployKeyArgs:
@@ -38,7 +40,9 @@ class DeployKey(pulumi.ComponentResource):
     def __init__(
         self, name: str, args: DeployKeyArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
-        super().__init__("clipper:access:DeployKey", name, None, opts)
+        super().__init__(
+            "clipper:deploy_key:DeployKey", name, None, formerly("clipper:access:DeployKey", opts)
+        )
         key = tls.PrivateKey(
             f"{name}-key", algorithm=args.algorithm, opts=pulumi.ResourceOptions(parent=self)
         )

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_digitalocean as do
 
+from components.renames import formerly
 from components.settings import EdgeSettings, IdentitySettings
 
 # DigitalOcean load balancers allow an HTTP idle timeout of 30..600 s.
@@ -59,7 +60,7 @@ class Entry(pulumi.ComponentResource):
     load_balancer_id: pulumi.Output[str] | None
 
     def __init__(self, name: str, args: EntryArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("clipper:edge:Entry", name, None, opts)
+        super().__init__("clipper:entry:Entry", name, None, formerly("clipper:edge:Entry", opts))
         mode = args.edge.edge_entry
         if mode == "reserved-ip":
             self._reserved_ip(name, args)

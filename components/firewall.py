@@ -10,6 +10,7 @@ import pulumi
 import pulumi_digitalocean as do
 
 from components.host_layout import ALLOY_HTTP_PORT, NODE_EXPORTER_PORT
+from components.renames import formerly
 from components.settings import IdentitySettings, NetworkSettings
 
 EVERYWHERE: tuple[str, str] = ("0.0.0.0/0", "::/0")
@@ -59,7 +60,12 @@ class AppFirewall(pulumi.ComponentResource):
     def __init__(
         self, name: str, args: AppFirewallArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
-        super().__init__("clipper:network:AppFirewall", name, None, opts)
+        super().__init__(
+            "clipper:firewall:AppFirewall",
+            name,
+            None,
+            formerly("clipper:network:AppFirewall", opts),
+        )
         inbound = [_tcp(22, addresses=args.network.admin_cidrs)]
         if args.load_balancer_id is None:
             inbound += [_tcp(80, addresses=EVERYWHERE), _tcp(443, addresses=EVERYWHERE)]

@@ -22,6 +22,7 @@ import pulumi
 import pulumi_command as command
 
 from components.host.connection import deploy_ssh
+from components.renames import formerly
 
 HOST_KEY_FILE = "/etc/ssh/ssh_host_ed25519_key.pub"
 HOST_KEY_TYPE = "ssh-ed25519"
@@ -87,7 +88,9 @@ class HostKeys(pulumi.ComponentResource):
     def __init__(
         self, name: str, args: HostKeysArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
-        super().__init__("clipper:compute:HostKeys", name, None, opts)
+        super().__init__(
+            "clipper:host:HostKeys", name, None, formerly("clipper:compute:HostKeys", opts)
+        )
         self.keys = {
             host: learn_host_key(
                 f"{name}-{host}", self, address=address, private_key=args.private_key,
