@@ -38,9 +38,9 @@ import pulumi_digitalocean as do
 from components import host_layout
 from components.database import APP_DATABASE
 from components.host.connection import AppHost, deploy_ssh
+from components.host.remote_files import RemoteFile, host_package_files
 from components.host.setup import Activation, Bundle, set_up_host
 from components.host_files import HostFile
-from components.remote_files import RemoteFile, host_package_files
 from components.renderers.backup_units import (
     TIMERS,
     BackupTarget,

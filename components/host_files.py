@@ -2,7 +2,7 @@
 
 Two ways a file reaches a host, both visible to the offline `render` command:
 - cloud-init `write_files` in a droplet's user-data (no secrets, ever);
-- a `clipper:host:RemoteFiles` component (components/remote_files.py) that writes files over
+- a `clipper:host:RemoteFiles` component (components/host/remote_files.py) that writes files over
   SSH; its registered inputs are `{"role": str, "files": [{"path", "mode", "content"}]}`.
 
 A droplet's role comes from its tag `clipper-<environment>-<role>`, which the firewalls use too.

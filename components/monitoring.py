@@ -37,12 +37,12 @@ from components.cache import ManagedValkey
 from components.database import ManagedPostgres
 from components.firewall import ALL_PORTS
 from components.host.connection import deploy_ssh
+from components.host.keys import learn_host_key
+from components.host.remote_files import RemoteFile
 from components.host.setup import Activation, Bundle, set_up_host
 from components.host_files import HostFile, role_tag
 from components.host_layout import LOKI_PORT
-from components.host_ssh import learn_host_key
 from components.image_digest import pinned_reference
-from components.remote_files import RemoteFile
 from components.renderers import monitoring_units as units
 from components.renderers.prometheus import (
     ALERTMANAGER_PORT,
@@ -98,7 +98,7 @@ class MonitoredAppHost:
     droplet_id: pulumi.Input[str]
     public_ipv4: pulumi.Input[str]
     private_ipv4: pulumi.Input[str]
-    host_key: pulumi.Input[str]  # pinned SSH host key (components/host_ssh.py)
+    host_key: pulumi.Input[str]  # pinned SSH host key (components/host/keys.py)
 
 
 @dataclass(frozen=True)

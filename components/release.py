@@ -3,7 +3,7 @@
 Per app droplet, in this order, the host setup of components/host/setup.py (pulumi-command
 remote commands connecting as the `deploy` user with the stack's deploy key):
 
-0. (before, in components/host_ssh.py: the droplet's host key, pinned by every command here);
+0. (before, in components/host/keys.py: the droplet's host key, pinned by every command here);
 1. `ready`: wait for cloud-init to finish and for the host-ready marker it writes last;
 2. `scripts`: install `clipper-release`, the `clipper` host package it runs and its non-secret
    `deploy.json` (a RemoteFiles bundle);
@@ -32,8 +32,8 @@ import pulumi_command as command
 
 from components import host_layout
 from components.host.connection import AppHost, deploy_ssh
+from components.host.remote_files import RemoteFile, host_package_files
 from components.host.setup import Activation, Bundle, set_up_host
-from components.remote_files import RemoteFile, host_package_files
 from components.renderers.deploy_config import IMAGE_KEYS, render_deploy_config
 from components.settings import Settings
 

@@ -19,8 +19,8 @@ from components.deploy_key import DeployKey, DeployKeyArgs
 from components.dns import SiteDns, SiteDnsArgs
 from components.entry import Entry, EntryArgs
 from components.firewall import AppFirewall, AppFirewallArgs
+from components.host.keys import HostKeys, HostKeysArgs
 from components.host_files import HostFile
-from components.host_ssh import HostKeys, HostKeysArgs
 from components.images import ReleaseImages, ReleaseImagesArgs
 from components.monitoring import (
     MonitoredAppHost,

@@ -1,5 +1,5 @@
 """How the program connects to a droplet: as the deploy user, with the stack's deploy key (kept
-secret), and the droplet's pinned host key (learned once, components/host_ssh.py)."""
+secret), and the droplet's pinned host key (learned once, components/host/keys.py)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def deploy_ssh(
 ) -> command.remote.ConnectionArgs:
     """The deploy user's connection to a droplet: the deploy key (kept secret), dialling long
     enough for a new droplet to boot, and the host key to accept (None only for the one
-    trust-on-first-use read of `components.host_ssh.read_host_key_command`)."""
+    trust-on-first-use read of `components.host.keys.read_host_key_command`)."""
     return command.remote.ConnectionArgs(
         host=address,
         user=host_layout.DEPLOY_USER,
@@ -36,7 +36,7 @@ def deploy_ssh(
 @dataclass(frozen=True)
 class AppHost:
     """One app droplet: a stable short name, its id, the address SSH reaches it at and the host
-    key pinned for it (components/host_ssh.py)."""
+    key pinned for it (components/host/keys.py)."""
 
     name: str
     droplet_id: pulumi.Input[str]

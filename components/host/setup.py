@@ -6,7 +6,7 @@ Every component with work on a host (the release, monitoring, backups) declares 
 1. `<prefix>-ready` (unless the host is known ready): wait for cloud-init, then require the
    host-ready marker it writes last; it waits for `reachable_after` (the firewall that lets SSH
    in);
-2. one RemoteFiles bundle per `Bundle` (`<prefix>-<suffix>`, components/remote_files.py: the
+2. one RemoteFiles bundle per `Bundle` (`<prefix>-<suffix>`, components/host/remote_files.py: the
    files travel on stdin, a secret bundle as a secret), after the wait and `install_after`;
 3. the `Activation` (`<prefix>-<suffix>`): one fixed command line, after the bundles and all
    they waited for, and its own `after`. It runs again when one of its triggers changes.
@@ -27,7 +27,7 @@ import pulumi
 import pulumi_command as command
 
 from components import host_layout
-from components.remote_files import RemoteFile, RemoteFiles, RemoteFilesArgs
+from components.host.remote_files import RemoteFile, RemoteFiles, RemoteFilesArgs
 
 
 def wait_for_host_command() -> str:

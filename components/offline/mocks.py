@@ -24,7 +24,7 @@ from pulumi.runtime.mocks import MockCallArgs, MockMonitor, MockResourceArgs, Mo
 from pulumi.runtime.proto import resource_pb2
 from pulumi.runtime.sync_await import _ensure_event_loop, _sync_await
 
-from components.host_ssh import read_host_key_command
+from components.host.keys import read_host_key_command
 
 # A fixed, obviously fake PEM body: the offline engine never needs a working key.
 FAKE_PEM_BODY = "MOCKKEYMATERIALxOFFLINEPLANxNOTAREALKEYxxxxxxxxxxxxxxxxxxxxxxxxxx"

@@ -553,7 +553,7 @@ def _run_remote_commands(world: World, commands: list[Any]) -> list[str]:
 def test_the_programs_remote_commands_deploy_onto_the_booted_host(staging: World) -> None:
     host = staging.host
     steps = _run_remote_commands(staging, _app_host_commands(staging))
-    # First the host key is learned (trust on first use, components/host_ssh.py), then the
+    # First the host key is learned (trust on first use, components/host/keys.py), then the
     # release waits for the host to be ready.
     assert steps[:2] == ["host-keys-app-1-host-key", "release-app-1-ready"], steps
     assert "release-app-1-deploy" in steps, steps

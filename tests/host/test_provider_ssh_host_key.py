@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from components.host_ssh import pinned_key_from_output, read_host_key_command
+from components.host.keys import pinned_key_from_output, read_host_key_command
 from tests.support.services import SshHost
 
 

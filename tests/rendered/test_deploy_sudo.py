@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from components.remote_files import bundle
+from components.host.remote_files import bundle
 from components.renderers import sudoers
 from tests.support.program import of_role, plain, stack_run
 

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from components import host_layout
-from components.remote_files import host_package_files
+from components.host.remote_files import host_package_files
 from components.renderers.deploy_config import HostTarget, deploy_config
 from components.renderers.env_file import (
     BackendSecretValues,
@@ -236,7 +236,7 @@ def start_droplet(
 
 
 def install_host_package(droplet: FleetDroplet, backups: bool) -> None:
-    """The host package where the program puts it (components/remote_files.py's job)."""
+    """The host package where the program puts it (components/host/remote_files.py's job)."""
     scripts = [host_layout.RELEASE_SCRIPT, *([host_layout.BACKUP_SCRIPT] if backups else [])]
     for path in scripts:
         droplet.put(path, (HOSTSCRIPTS / Path(path).name).read_text(), "755")

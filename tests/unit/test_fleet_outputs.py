@@ -38,7 +38,7 @@ def test_every_app_droplet_is_a_fleet_host_with_its_addresses_in_plain(stack: st
             "publicAddress": d.outputs["ipv4Address"],
             "privateAddress": d.outputs["ipv4AddressPrivate"],
             "backups": n == 1,  # clipper-backup runs on app-1 (components/backups.py)
-            # The host key the program learned and pins (components/host_ssh.py).
+            # The host key the program learned and pins (components/host/keys.py).
             "hostKey": plain(
                 run.named(f"{stack}-host-keys-app-{n}-host-key").outputs["stdout"]
             ).strip(),

@@ -18,6 +18,7 @@ import pytest
 
 from components import host_layout
 from components.host.connection import deploy_ssh
+from components.host.remote_files import RemoteFile, install_command
 from components.host.setup import (
     Activation,
     Bundle,
@@ -26,7 +27,6 @@ from components.host.setup import (
     wait_for_host_command,
 )
 from components.offline.mocks import ClipperMocks, RecordingMonitor, Registration
-from components.remote_files import RemoteFile, install_command
 from tests.support.program import is_secret, plain
 
 COMMAND = "command:remote:Command"

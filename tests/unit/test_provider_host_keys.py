@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from components.host_ssh import read_host_key_command
+from components.host.keys import read_host_key_command
 from components.offline.runner import ProgramRun
 from tests.support.program import plain, stack_run
 

@@ -22,11 +22,11 @@ from clipper.migrations import migrate_login
 
 from components import host_layout
 from components.database import APP_DATABASE, APP_USER, POOL_NAME
+from components.host.remote_files import HOSTSCRIPTS_DIR as HOSTSCRIPTS
+from components.host.remote_files import host_package_files, install_command
 from components.host_files import role_of
 from components.offline.render import host_files
 from components.offline.runner import ProgramRun
-from components.remote_files import HOSTSCRIPTS_DIR as HOSTSCRIPTS
-from components.remote_files import host_package_files, install_command
 from tests.support.program import (
     STRIPE_PRICES,
     contains_text,

@@ -28,7 +28,7 @@ from components import host_layout
 from components.host_files import HostFile
 from components.renderers.sudoers import INSTALLER_PATH
 
-HOSTSCRIPTS_DIR = Path(__file__).resolve().parents[1] / "hostscripts"
+HOSTSCRIPTS_DIR = Path(__file__).resolve().parents[2] / "hostscripts"  # from the repo root
 
 
 def host_package_files() -> list[HostFile]:
