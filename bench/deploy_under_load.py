@@ -5,8 +5,9 @@
 
 Sets up what the release tests use, from scratch if needed: the Debian packages
 (scripts/install-test-deps.sh when a tool is missing), a Docker engine with the registry-free
-base image and the stand-in app images, PostgreSQL, Redis and nginx on loopback, and one app
-host with release v1 live (tests/support/release_host.py). Then, once per kind of client
+base image and the stand-in app images, PostgreSQL 17 and Valkey 8 (containers from the trixie
+services image) and nginx on loopback, and one app host with release v1 live
+(tests/support/release_host.py). Then, once per kind of client
 (`fresh`: a new connection per request; `keep-alive`: each client reuses its connection as a
 browser does, retrying once when nginx closed it while idle), it drives steady load at the site
 through nginx, deploys v2 with the real hostscripts/clipper-release, rolls back to v1, and keeps
@@ -33,15 +34,12 @@ from typing import Any
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_DIR))
 
-TOOLS = ("nginx", "dockerd", "containerd", "debootstrap", "redis-server", "psql", "openssl")
-INITDB = Path("/usr/lib/postgresql/15/bin/initdb")
+TOOLS = ("nginx", "dockerd", "containerd", "debootstrap", "psql", "openssl")
 
 
 def ensure_tools() -> None:
     """Install the Debian packages the setup runs, unless they are all there already."""
     missing = [tool for tool in TOOLS if shutil.which(tool) is None]
-    if not INITDB.exists():
-        missing.append(str(INITDB))
     if missing:
         print(f"missing {', '.join(missing)}: running scripts/install-test-deps.sh", flush=True)
         subprocess.run(["bash", str(PROJECT_DIR / "scripts" / "install-test-deps.sh")], check=True)
@@ -93,15 +91,19 @@ def main() -> int:
         os.environ["CLIPPER_TEST_RELEASE_SCRIPT"] = str(args.script.resolve())
     ensure_tools()
 
+    from tests.support.data_stores import PostgresServer, ValkeyServer
     from tests.support.docker import DockerEngine, build_base_image
     from tests.support.release_host import RELEASE_SCRIPT, AppHost, build_release_images
-    from tests.support.services import PostgresServer, RedisServer
 
     kinds = {"fresh": [False], "keep-alive": [True], "both": [True, False]}[args.clients]
     started = time.monotonic()
     lines: list[str] = []
     ok = True
-    with DockerEngine() as engine, PostgresServer() as postgres, RedisServer() as redis:
+    with (
+        DockerEngine() as engine,
+        PostgresServer(engine) as postgres,
+        ValkeyServer(engine) as redis,
+    ):
         images = build_release_images(engine, build_base_image(engine))
         with AppHost(engine, postgres, redis, images) as host:
             host.write_config(drain_seconds=args.drain_seconds)

@@ -43,12 +43,11 @@ PACKAGES=(
   openssh-server
   openssh-client
   openssh-sftp-server
-  # databases and clients; PgBouncer stands in for DigitalOcean's connection pool
-  postgresql
+  # psql (the release script creates extensions with it); PgBouncer stands in for DigitalOcean's
+  # connection pool. PostgreSQL 17 and Valkey 8 themselves run from the trixie services image
+  # (tests/support/data_stores.py), as do pg_dump/pg_restore 17 for the backup tests.
   postgresql-client
   pgbouncer
-  redis-server
-  redis-tools
   # the S3 client clipper-backup uses (the backup host tests talk to moto on loopback)
   rclone
   # TLS tunnels, load generation, plumbing
@@ -121,9 +120,8 @@ log "apt-get install ${PACKAGES[*]}"
 
 log "verifying the binaries the tests call"
 for bin in nginx promtool amtool prometheus-blackbox-exporter cloud-init shellcheck dockerd containerd debootstrap \
-  /usr/sbin/sshd ssh ssh-keygen /usr/lib/postgresql/15/bin/initdb psql pgbouncer redis-server \
-  redis-cli stunnel4 wrk curl openssl ip logrotate fail2ban-client docker-registry \
-  systemd-analyze certbot pebble pebble-challtestsrv rclone; do
+  /usr/sbin/sshd ssh ssh-keygen psql pgbouncer stunnel4 wrk curl openssl ip logrotate \
+  fail2ban-client docker-registry systemd-analyze certbot pebble pebble-challtestsrv rclone; do
   if ! command -v "${bin}" >/dev/null 2>&1; then
     echo "install-test-deps: ${bin} still missing after install" >&2
     exit 1

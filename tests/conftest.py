@@ -17,8 +17,8 @@ from tests.support import (
     DockerEngine,
     NginxFactory,
     PostgresServer,
-    RedisServer,
     SshHost,
+    ValkeyServer,
     build_base_image,
 )
 
@@ -41,23 +41,23 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.fixture(scope="session")
-def postgres_server() -> Iterator[PostgresServer]:
-    """PostgreSQL 15 on 127.0.0.1; superuser ``admin_user``/``admin_password`` over TCP."""
-    with PostgresServer() as server:
+def postgres_server(docker_engine: DockerEngine) -> Iterator[PostgresServer]:
+    """PostgreSQL 17 with pgvector on 127.0.0.1; superuser ``admin_user``/``admin_password``."""
+    with PostgresServer(docker_engine) as server:
         yield server
 
 
 @pytest.fixture(scope="session")
-def redis_server() -> Iterator[RedisServer]:
-    """Plain-TCP Redis on 127.0.0.1 with ``requirepass`` (``.password``)."""
-    with RedisServer() as server:
+def valkey_server(docker_engine: DockerEngine) -> Iterator[ValkeyServer]:
+    """Plain-TCP Valkey 8 on 127.0.0.1 with ``requirepass`` (``.password``)."""
+    with ValkeyServer(docker_engine) as server:
         yield server
 
 
 @pytest.fixture(scope="session")
-def tls_redis_server() -> Iterator[RedisServer]:
-    """TLS-only Redis (plain port off) with a private CA at ``.ca_cert``."""
-    with RedisServer(tls=True) as server:
+def tls_valkey_server(docker_engine: DockerEngine) -> Iterator[ValkeyServer]:
+    """TLS-only Valkey 8 (plain port off, as DigitalOcean's) with a private CA at ``.ca_cert``."""
+    with ValkeyServer(docker_engine, tls=True) as server:
         yield server
 
 

@@ -1,7 +1,7 @@
 """Fixtures for the release tests: the stand-in images, built once, and one shared app host.
 
 The app host (tests/support/release_host.py) is built once per session on the shared Docker
-engine, PostgreSQL and Redis; each release test starts with `app_host_on_v1`, which brings it
+engine, PostgreSQL 17 and Valkey 8; each release test starts with `app_host_on_v1`, which brings it
 back to a known state (release v1 live, baseline env file and deploy.json, a clean schema) by
 running the real `clipper-release deploy`, a no-op when it is already there. That keeps the
 release suite to one database, one nginx and one set of images instead of one per test.
@@ -13,9 +13,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.support.data_stores import PostgresServer, ValkeyServer
 from tests.support.docker import DockerEngine
 from tests.support.release_host import AppHost, ReleaseImages, build_release_images
-from tests.support.services import PostgresServer, RedisServer
 
 
 @pytest.fixture(scope="session")
@@ -28,11 +28,11 @@ def release_images(docker_engine: DockerEngine, base_image: str) -> ReleaseImage
 def app_host(
     docker_engine: DockerEngine,
     postgres_server: PostgresServer,
-    redis_server: RedisServer,
+    valkey_server: ValkeyServer,
     release_images: ReleaseImages,
 ) -> Iterator[AppHost]:
-    """One app host for the session: database, Redis login, env files, deploy.json, nginx."""
-    with AppHost(docker_engine, postgres_server, redis_server, release_images) as host:
+    """One app host for the session: database, Valkey login, env files, deploy.json, nginx."""
+    with AppHost(docker_engine, postgres_server, valkey_server, release_images) as host:
         yield host
 
 

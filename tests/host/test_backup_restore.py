@@ -1,6 +1,8 @@
-"""clipper-backup for real: PostgreSQL 15 on loopback, an S3 API on loopback (moto_server, the
-Spaces stand-in) and Debian's rclone, driven through the script's command line exactly as the
-systemd units run it, with the config the Pulumi side renders (paths moved under a temp dir).
+"""clipper-backup for real: PostgreSQL 17 on loopback with pg_dump, pg_restore and psql 17 (as
+on a droplet, whose backup setup installs postgresql-client-17), an S3 API on loopback
+(moto_server, the Spaces stand-in) and Debian's rclone, driven through the script's command line
+exactly as the systemd units run it, with the config the Pulumi side renders (paths moved under
+a temp dir).
 
 The bucket's retention is its lifecycle rule, asserted under mocks in tests/unit/test_backups.py;
 moto does not expire objects, so nothing here pretends it does.
@@ -8,7 +10,6 @@ moto does not expire objects, so nothing here pretends it does.
 
 from __future__ import annotations
 
-import glob
 import hashlib
 import json
 import os
@@ -26,7 +27,7 @@ import boto3  # type: ignore[import-untyped]
 import pytest
 
 from components.renderers.backup_units import BackupTarget, render_backup_config
-from tests.support import PostgresServer, free_port
+from tests.support import DockerEngine, PostgresClients, PostgresServer, free_port
 from tests.support.procs import stop_pid, wait_for_port
 from tests.support.release_host import hold_host_lock
 
@@ -90,6 +91,16 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
         proc.wait(timeout=10)
 
 
+@pytest.fixture(scope="module")
+def pg17_bin(
+    docker_engine: DockerEngine, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Path]:
+    """The dir of psql, pg_dump and pg_restore 17 (TEST SHIMs: see PostgresClients) that each
+    site's config names as `pg_bin_dir`; every test's tmp_path is under the mounted root."""
+    with PostgresClients(docker_engine, tmp_path_factory.getbasetemp()) as clients:
+        yield clients.bin_dir
+
+
 @dataclass
 class BackupSite:
     """One app database, one bucket, and clipper-backup's config and files under a temp dir."""
@@ -102,6 +113,7 @@ class BackupSite:
     pg: PostgresServer
     s3: Any
     shim_dir: Path
+    pg_bin: Path  # psql, pg_dump and pg_restore 17
 
     def run(self, *args: str) -> subprocess.CompletedProcess[str]:
         env = {
@@ -181,7 +193,7 @@ def fingerprint(site: BackupSite, database: str) -> tuple[str, str, str]:
 
 @pytest.fixture
 def site(
-    postgres_server: PostgresServer, s3_server: S3Server, tmp_path: Path
+    postgres_server: PostgresServer, s3_server: S3Server, pg17_bin: Path, tmp_path: Path
 ) -> Iterator[BackupSite]:
     suffix = uuid.uuid4().hex[:8]
     database, bucket = f"clipper_{suffix}", f"clipper-test-{suffix}-backups"
@@ -234,6 +246,7 @@ def site(
         work_dir=str(tmp_path / "work"),
         metrics_file=str(tmp_path / "textfile" / "clipper_backup.prom"),
         releases_file=str(releases),
+        pg_bin_dir=str(pg17_bin),
         config_files=[str(deploy_json), str(nginx_site), str(tmp_path / "absent.conf")],
     )
     config_path = etc / "backup.json"
@@ -244,7 +257,9 @@ def site(
     shim = shim_dir / "rclone"
     shim.write_text(RCLONE_SHIM)
     shim.chmod(0o755)
-    yield BackupSite(tmp_path, config_path, config, database, bucket, postgres_server, s3, shim_dir)
+    yield BackupSite(
+        tmp_path, config_path, config, database, bucket, postgres_server, s3, shim_dir, pg17_bin
+    )
     for name in postgres_server.psql(
         f"SELECT datname FROM pg_database WHERE datname LIKE '{database}%'"  # noqa: S608
     ).split():
@@ -293,8 +308,17 @@ def test_the_manifest_records_size_sha256_versions_and_the_active_release(
     dump = site.get(manifest["dump"]["key"])
     assert manifest["dump"]["size"] == len(dump)
     assert manifest["dump"]["sha256"] == hashlib.sha256(dump).hexdigest()
-    assert manifest["server_major"] == 15
-    assert manifest["pg_dump_version"].startswith("15.")
+    assert manifest["server_major"] == 17
+    assert manifest["pg_dump_version"].startswith("17.")
+    # The archive's own header: made by pg_dump 17 (15 cannot dump a 17 server at all).
+    archive = site.root / "downloaded.dump"
+    archive.write_bytes(dump)
+    header = subprocess.run(
+        [str(site.pg_bin / "pg_restore"), "--list", str(archive)],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    assert "Dumped by pg_dump version: 17." in header, header
+    assert "Dumped from database version: 17." in header, header
     assert manifest["release"] == {"id": "r2", "images": {"backend": "b:2"}, "color": "green"}
     assert manifest["environment"] == "staging"
 
@@ -531,10 +555,6 @@ case "$*" in *--file=*) echo "shim: dump written, still busy" >&2; exec sleep 12
 """
 
 
-def _real_pg_bin() -> Path:
-    return Path(max(glob.glob("/usr/lib/postgresql/*/bin/pg_dump"))).parent
-
-
 def _with_config(site: BackupSite, **changes: Any) -> None:
     site.config.update(changes)
     site.config_path.write_text(json.dumps(site.config))
@@ -547,8 +567,8 @@ def test_a_backup_stopped_by_sigterm_mid_dump_leaves_no_dump_and_records_a_failu
     shims = site.root / "pg-shim"
     shims.mkdir()
     for tool in ("psql", "pg_restore"):
-        (shims / tool).symlink_to(_real_pg_bin() / tool)
-    (shims / "pg_dump").write_text(SLOW_PG_DUMP.format(real=_real_pg_bin() / "pg_dump"))
+        (shims / tool).symlink_to(site.pg_bin / tool)
+    (shims / "pg_dump").write_text(SLOW_PG_DUMP.format(real=site.pg_bin / "pg_dump"))
     (shims / "pg_dump").chmod(0o755)
     _with_config(site, pg_bin_dir=str(shims))
     env = {**os.environ, "PATH": f"{site.shim_dir}:/usr/bin:/bin"}
@@ -568,7 +588,7 @@ def test_a_backup_stopped_by_sigterm_mid_dump_leaves_no_dump_and_records_a_failu
     assert list(work.iterdir()) == [], "no dump (or temp dir) is left on disk"
     assert "clipper_backup_last_failure_timestamp_seconds" in site.metrics()
     assert site.object_keys() == []
-    _with_config(site, pg_bin_dir=None)
+    _with_config(site, pg_bin_dir=str(site.pg_bin))
     site.ok("backup")  # the lock went with it
 
 

@@ -4,7 +4,7 @@
 `pulumi stack output --json --show-secrets` (its addresses are ssh_config aliases of the two
 loopback droplets, their SSH host keys pinned), through the system ssh client, driving the
 real `clipper-release` and `clipper-backup` on each host. Both droplets run release v1 then
-v2 of the stand-in images on one shared PostgreSQL and Redis, so they record the same ids.
+v2 of the stand-in images on one shared PostgreSQL 17 and Valkey 8, so they record the same ids.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from tests.host.test_release_over_ssh import (
     _HOST_SETUP,
     app_host_image,  # noqa: F401 (the droplet image fixture, built once per machine)
 )
-from tests.support import DockerEngine, PostgresServer, RedisServer, wait_until
+from tests.support import DockerEngine, PostgresServer, ValkeyServer, wait_until
 from tests.support.fleet_hosts import (
     Fleet,
     FleetDroplet,
@@ -37,7 +37,7 @@ from tests.support.fleet_hosts import (
     write_access_files,
 )
 from tests.support.load import LoadGenerator
-from tests.support.release_host import TEST_EXTENSIONS, ReleaseImages
+from tests.support.release_host import ReleaseImages
 
 pytestmark = [pytest.mark.host, pytest.mark.slow]
 
@@ -47,14 +47,14 @@ def fleet(
     docker_engine: DockerEngine,
     app_host_image: str,  # noqa: F811 (the imported fixture)
     postgres_server: PostgresServer,
-    redis_server: RedisServer,
+    valkey_server: ValkeyServer,
     release_images: ReleaseImages,
 ) -> Iterator[Fleet]:
     token = f"{int(time.time()) % 100000}"
     workdir = make_workdir()
     key = workdir / "deploy_key"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
-    shared = SharedServices.create(postgres_server, redis_server, token)
+    shared = SharedServices.create(postgres_server, valkey_server, token)
     env = shared.backend_env()  # one env for both, as the stack writes one file
     droplets: list[FleetDroplet] = []
     try:
@@ -70,7 +70,6 @@ def fleet(
             droplet.write_env(env)
             droplet.write_config(
                 images=images_for(release_images, "v1", release_images.migrate),
-                database_extensions=list(TEST_EXTENSIONS),
                 ready_timeout_seconds=20, drain_seconds=1, release_keep=2,
             )  # fmt: skip
         shipped = images_for(release_images, "v2", release_images.migrate)

@@ -1,4 +1,4 @@
-"""clipper-release deploy on a real Docker engine, nginx, PostgreSQL and Redis.
+"""clipper-release deploy on a real Docker engine, nginx, PostgreSQL 17 and Valkey 8.
 
 Every test starts from release v1 live on the shared app host (tests/host/conftest.py) and,
 where traffic matters, keeps steady load on the site through nginx the whole time, counting
@@ -16,9 +16,10 @@ from typing import Any
 
 import pytest
 
+from components.settings import DATABASE_EXTENSIONS
+from tests.support.data_stores import PostgresServer, ValkeyServer
 from tests.support.docker import DockerEngine
 from tests.support.release_host import AppHost, ReleaseImages
-from tests.support.services import PostgresServer, RedisServer
 
 pytestmark = pytest.mark.slow
 
@@ -187,14 +188,15 @@ def test_migrate_force_clears_the_dirty_mark_so_the_fixed_release_deploys(
 def test_a_first_deploy_on_a_new_cluster_lets_the_app_user_create_its_tables(
     docker_engine: DockerEngine,
     postgres_server: PostgresServer,
-    redis_server: RedisServer,
+    valkey_server: ValkeyServer,
     release_images: ReleaseImages,
 ) -> None:
     """As on a new DigitalOcean cluster, the database belongs to the admin, and PostgreSQL 15+
-    lets the app user create nothing in schema public: the deploy grants it, as the admin,
-    before golang-migrate (as the app user) creates the tables, which are then the app's."""
+    lets the app user create nothing in schema public: the deploy creates every extension
+    (pgvector's `vector` too) and grants it, as the admin, before golang-migrate (as the app
+    user) creates the tables, which are then the app's."""
     with AppHost(
-        docker_engine, postgres_server, redis_server, release_images, app_owns_database=False
+        docker_engine, postgres_server, valkey_server, release_images, app_owns_database=False
     ) as host:
         user = host.env["DB_USER"]
         can_create = f"SELECT has_schema_privilege('{user}', 'public', 'CREATE')"
@@ -206,6 +208,9 @@ def test_a_first_deploy_on_a_new_cluster_lets_the_app_user_create_its_tables(
 
         assert proc.returncode == 0, proc.stdout + proc.stderr
         assert host.psql(can_create).strip() == "t"
+        extensions = host.psql("SELECT extname FROM pg_extension").split()
+        assert set(DATABASE_EXTENSIONS) <= set(extensions), extensions
+        assert host.psql("SELECT '[1,2]'::vector <-> '[1,4]'::vector").strip() == "2"
         assert host.psql("SELECT version, dirty FROM schema_migrations").strip() == "1|f"
         owners = host.psql("SELECT DISTINCT tableowner FROM pg_tables WHERE schemaname = 'public'")
         assert owners.split() == [user], "the migrations' tables belong to the app user"

@@ -1,5 +1,5 @@
 """The ways a release could take the site down, each on the real Docker engine, nginx,
-PostgreSQL and Redis (issue 10's scenarios): every test starts from release v1 live on the
+PostgreSQL 17 and Valkey 8 (issue 10's scenarios): every test starts from release v1 live on the
 shared app host and, where traffic matters, keeps load on the site through nginx.
 """
 

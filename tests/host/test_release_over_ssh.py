@@ -2,23 +2,23 @@
 
 The program runs under mocks (`custom_run("staging", ...)`) pointed at this test's world: the
 stand-in images in a loopback registry (so the migrate image is pinned by a real digest and the
-deploy really pulls), the cache tunnel port of a real Redis, and the stack's default database
-path, DigitalOcean's session pool: PgBouncer here, in front of a PostgreSQL with TLS whose app
-database belongs to the admin, as a new cluster's does (so the app user cannot create tables in
-schema public until the deploy grants it). From what it declared we take, for app-1, each remote
-command's exact command line and stdin in their dependency order, replace only what
-pulumi-command would take from a real droplet (the address, the deploy key) and the addresses
-of the pool and the cluster, and run them over SSH against a "droplet": a container from the
-Debian base image with sshd, nginx, sudo, python3 and psql, the docker CLI talking to the test
-engine through its socket, on the host network (so it shares loopback with PostgreSQL, the pool,
-Redis and the app containers), with a `deploy` user that has the test key and passwordless
-sudo, as cloud-init makes it. Its state dir lives in the container only: the release script
-copies the migrations into golang-migrate's container, so the engine never needs its paths.
+deploy really pulls), the cache tunnel port of a real Valkey 8, and the stack's default database
+path, DigitalOcean's session pool: PgBouncer here, in front of a TLS-only PostgreSQL 17 with
+pgvector whose app database belongs to the admin, as a new cluster's does (so the app user
+cannot create tables in schema public until the deploy grants it). From what it declared we
+take, for app-1, each remote command's exact command line and stdin in their dependency order,
+replace only what pulumi-command would take from a real droplet (the address, the deploy key)
+and the addresses of the pool and the cluster, and run them over SSH against a "droplet": a
+container from the Debian base image with sshd, nginx, sudo, python3 and psql, the docker CLI
+talking to the test engine through its socket, on the host network (so it shares loopback
+with PostgreSQL, the pool, Valkey and the app containers), with a `deploy` user that has the
+test key and passwordless sudo, as cloud-init makes it. Its state dir lives in the container
+only: the release script copies the migrations into golang-migrate's container, so the engine
+never needs its paths.
 
 Test shims, each named where it is made: `cloud-init status --wait` answering done (no
-cloud-init in a container); a minimal nginx site in place of the edge's TLS site; a stub
-`vector` extension (pgvector is not packaged for Debian's PostgreSQL 15); and a pool that logs
-in to PostgreSQL as a read-only role, so that a migration sent through it would fail.
+cloud-init in a container); a minimal nginx site in place of the edge's TLS site; and a pool
+that logs in to PostgreSQL as a read-only role, so that a migration sent through it would fail.
 """
 
 from __future__ import annotations
@@ -44,14 +44,13 @@ from components.offline.runner import ProgramRun
 from tests.support import (
     DockerEngine,
     PostgresServer,
-    RedisServer,
     ServiceError,
+    ValkeyServer,
     cache_dir,
     file_lock,
     free_port,
     make_tls_files,
     wait_for_port,
-    wait_until,
 )
 from tests.support.first_boot import env_values
 from tests.support.fleet_hosts import SITE_SHIM
@@ -66,7 +65,6 @@ COMMAND = "command:remote:Command"
 HOST = "app-1"
 STEPS = ("ready", "scripts-install", "env-install", "deploy")
 TWITCH_SECRET = "e2e-twitch-client-secret-0123456789"
-PG_EXTENSION_DIR = Path("/usr/share/postgresql/15/extension")
 # The containers a deploy with the real deploy.json makes (prefix "clipper"); other tests'
 # hosts use their own prefixes, so only these names are ours to remove.
 DEPLOY_CONTAINERS = (
@@ -121,14 +119,6 @@ mkdir -p /run/sshd
   -o PermitRootLogin=no -E /var/log/sshd.log
 touch "$HOST_READY"
 """
-
-# TEST SHIM: pgvector is not packaged for Debian's PostgreSQL 15; an empty extension of the
-# same name lets `CREATE EXTENSION vector` succeed (the app's schema is not under test here).
-_VECTOR_STUB = {
-    "vector.control": "comment = 'TEST SHIM: empty stand-in for pgvector'\n"
-    "default_version = '0.0'\nrelocatable = true\n",
-    "vector--0.0.sql": "-- TEST SHIM: empty stand-in for pgvector\n",
-}
 
 
 def _docker(engine: DockerEngine, *args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
@@ -232,36 +222,9 @@ def _remove_images_of(engine: DockerEngine, registry_host: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def vector_stub() -> Iterator[None]:
-    """Install the empty `vector` extension unless a real one is there; remove only ours."""
-    created = []
-    if not (PG_EXTENSION_DIR / "vector.control").exists():
-        for name, text in _VECTOR_STUB.items():
-            (PG_EXTENSION_DIR / name).write_text(text)
-            created.append(PG_EXTENSION_DIR / name)
-    try:
-        yield
-    finally:
-        for path in created:
-            path.unlink(missing_ok=True)
-
-
-@pytest.fixture(scope="module")
-def tls_postgres(
-    vector_stub: None, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[PostgresServer]:
-    """PostgreSQL with TLS on (DigitalOcean's clusters take TLS only; the env says require)."""
-    with PostgresServer() as server:
-        assert server.dir is not None
-        tls = make_tls_files(server.dir / "tls")
-        subprocess.run(["chown", "-R", "postgres:postgres", str(server.dir / "tls")], check=True)
-        server.psql(
-            f"ALTER SYSTEM SET ssl_cert_file = '{tls.cert}';\n"
-            f"ALTER SYSTEM SET ssl_key_file = '{tls.key}';\n"
-            "ALTER SYSTEM SET ssl = on;\n"
-            "SELECT pg_reload_conf();\n"
-        )
-        wait_until(lambda: server.psql("SHOW ssl;").strip() == "on", timeout=10)
+def tls_postgres(docker_engine: DockerEngine) -> Iterator[PostgresServer]:
+    """PostgreSQL 17 taking TLS only (as DigitalOcean's clusters; the env says require)."""
+    with PostgresServer(docker_engine, tls=True) as server:
         yield server
 
 
@@ -272,7 +235,7 @@ class World:
     run: ProgramRun
     postgres: PostgresServer
     pool: PgBouncerPool
-    redis: RedisServer
+    redis: ValkeyServer
     overrides: dict[str, str]
     app_env: dict[str, str]
     admin_env: dict[str, str]
@@ -331,7 +294,9 @@ def world(
             server=reader,
             tls=pool_tls,
         ) as pool,
-        RedisServer(password=app["REDIS_PASSWORD"], port=tunnel_port) as redis,
+        ValkeyServer(
+            tls_postgres.engine, password=app["REDIS_PASSWORD"], port=tunnel_port
+        ) as redis,
     ):
         yield World(run, pg, pool, redis, overrides, app, admin)
 
@@ -524,6 +489,9 @@ def test_the_programs_commands_install_the_scripts_write_the_env_files_and_deplo
         "SELECT DISTINCT tableowner FROM pg_tables WHERE schemaname = 'public';", "clipper"
     )
     assert owners.split() == [world.app_env["DB_USER"]], "the app's tables belong to the app"
+    # The real pgvector, created by the deploy with the program's extension list.
+    vector = world.postgres.psql("SELECT '[1,2]'::vector <-> '[1,4]'::vector;", "clipper")
+    assert vector.strip() == "2"
 
     # The same deploy again (an operator re-running it) changes nothing.
     again = droplet.ssh(plain(_step(world.run, "deploy").inputs["create"]), None)

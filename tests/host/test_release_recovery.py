@@ -1,5 +1,5 @@
 """clipper-release when things go wrong: a deploy killed midway, two deploys at once, and
-rollback, on a real Docker engine, nginx, PostgreSQL and Redis under steady load."""
+rollback, on a real Docker engine, nginx, PostgreSQL 17 and Valkey 8 under steady load."""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 """The stand-in backend honours the real app's interface (shared/clipper-app.md), so the
 release tests exercise what the real backend would do: start-up checks, readiness that really
-pings PostgreSQL and Redis, and Go's graceful shutdown on SIGTERM."""
+pings PostgreSQL and the cache (Valkey 8 here, as in production), and Go's graceful shutdown on
+SIGTERM."""
 
 from __future__ import annotations
 
@@ -16,10 +17,10 @@ from dataclasses import dataclass
 
 import pytest
 
+from tests.support.data_stores import PostgresServer, ValkeyServer
 from tests.support.docker import DockerEngine
 from tests.support.procs import free_port, wait_until
 from tests.support.release_host import ReleaseImages
-from tests.support.services import PostgresServer, RedisServer
 
 pytestmark = pytest.mark.slow
 
@@ -51,7 +52,7 @@ class Backend:
 
 
 @pytest.fixture(scope="module")
-def app_env(postgres_server: PostgresServer, redis_server: RedisServer) -> dict[str, str]:
+def app_env(postgres_server: PostgresServer, valkey_server: ValkeyServer) -> dict[str, str]:
     password = secrets.token_hex(12)
     postgres_server.create_database("standin_check", owner="standin_app", password=password)
     return {
@@ -61,9 +62,9 @@ def app_env(postgres_server: PostgresServer, redis_server: RedisServer) -> dict[
         "DB_PASSWORD": password,
         "DB_NAME": "standin_check",
         "DB_SSLMODE": "disable",
-        "REDIS_HOST": redis_server.host,
-        "REDIS_PORT": str(redis_server.port),
-        "REDIS_PASSWORD": redis_server.password,
+        "REDIS_HOST": valkey_server.host,
+        "REDIS_PORT": str(valkey_server.port),
+        "REDIS_PASSWORD": valkey_server.password,
         "MFA_ENCRYPTION_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
     }
 
@@ -126,9 +127,9 @@ def test_the_backend_exits_at_start_without_its_database_redis_or_mfa_key(
 
 
 def test_readiness_really_pings_postgresql_and_redis(
-    run_backend: Callable[..., Backend], app_env: dict[str, str]
+    run_backend: Callable[..., Backend], app_env: dict[str, str], docker_engine: DockerEngine
 ) -> None:
-    with RedisServer() as own_redis:
+    with ValkeyServer(docker_engine) as own_redis:
         env = {
             **app_env,
             "REDIS_HOST": own_redis.host,
@@ -141,7 +142,7 @@ def test_readiness_really_pings_postgresql_and_redis(
             200,
             {"status": "ready", "checks": {"database": "ok", "redis": "ok"}},
         )
-    # Redis is gone now: readiness fails, liveness does not.
+    # The cache is gone now: readiness fails, liveness does not.
     status, body = backend.get("/health/ready")
     assert status == 503 and body == {"status": "not ready", "error": "redis unavailable"}
     assert backend.get("/health/live") == (200, {"status": "alive"})

@@ -24,14 +24,15 @@ from tests.support import (
     DockerEngine,
     NginxFactory,
     PostgresServer,
-    RedisServer,
     ServiceError,
     SshHost,
+    ValkeyServer,
     free_port,
     make_tls_files,
     wait_for_port,
     wait_until,
 )
+from tests.support.data_stores import SERVICE_LABEL
 
 pytestmark = pytest.mark.host
 
@@ -66,7 +67,7 @@ def test_postgres_round_trip_as_database_owner(postgres_server: PostgresServer) 
             assert cur.fetchone() == ("selftest_owner", "selftest_app", ["a", "b"])
             cur.execute("SHOW server_version")
             row = cur.fetchone()
-            assert row is not None and str(row[0]).startswith("15.")
+            assert row is not None and str(row[0]).startswith("17.")
     finally:
         conn.close()
     # The role owns the database it was given, and only that one.
@@ -74,6 +75,17 @@ def test_postgres_round_trip_as_database_owner(postgres_server: PostgresServer) 
         "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = 'selftest_app';"
     )
     assert owner.strip() == "selftest_owner"
+
+
+def test_postgres_has_the_real_pgvector(postgres_server: PostgresServer) -> None:
+    postgres_server.create_database("selftest_vector")
+    out = postgres_server.psql(
+        "CREATE EXTENSION vector; SELECT extversion FROM pg_extension WHERE extname = 'vector';"
+        "SELECT '[1,2]'::vector <-> '[1,4]'::vector;",
+        "selftest_vector",
+    )
+    version, distance = out.split()
+    assert version.startswith("0.8") and distance == "2"
 
 
 def test_postgres_tcp_requires_the_password(postgres_server: PostgresServer) -> None:
@@ -97,51 +109,52 @@ def test_postgres_create_role_updates_an_existing_role(postgres_server: Postgres
         psycopg2.connect(postgres_server.dsn(user="selftest_rotating", password="first"))
 
 
-# -- Redis ------------------------------------------------------------------------------------
+# -- Valkey -----------------------------------------------------------------------------------
 
 
-def test_redis_set_get_with_password(redis_server: RedisServer) -> None:
+def test_valkey_set_get_with_password(valkey_server: ValkeyServer) -> None:
+    assert valkey_server.version().startswith("8.")
     client = redis.Redis(
-        host=redis_server.host, port=redis_server.port, password=redis_server.password
+        host=valkey_server.host, port=valkey_server.port, password=valkey_server.password
     )
     assert client.set("selftest:key", "value") is True
     assert client.get("selftest:key") == b"value"
-    assert redis.Redis.from_url(redis_server.url()).get("selftest:key") == b"value"
+    assert redis.Redis.from_url(valkey_server.url()).get("selftest:key") == b"value"
 
 
-def test_redis_refuses_without_or_with_wrong_password(redis_server: RedisServer) -> None:
+def test_valkey_refuses_without_or_with_wrong_password(valkey_server: ValkeyServer) -> None:
     no_retry = Retry(NoBackoff(), 0)  # redis-py retries auth errors with backoff by default
     with pytest.raises(redis.exceptions.AuthenticationError, match=r"(?i)auth"):
-        redis.Redis(host=redis_server.host, port=redis_server.port, retry=no_retry).get(
+        redis.Redis(host=valkey_server.host, port=valkey_server.port, retry=no_retry).get(
             "selftest:key"
         )
     with pytest.raises(redis.exceptions.AuthenticationError, match="invalid"):
         redis.Redis(
-            host=redis_server.host, port=redis_server.port, password="wrong", retry=no_retry
+            host=valkey_server.host, port=valkey_server.port, password="wrong", retry=no_retry
         ).get("k")
 
 
-def test_tls_redis_verified_against_generated_ca(tls_redis_server: RedisServer) -> None:
-    assert tls_redis_server.ca_cert is not None
+def test_tls_valkey_verified_against_generated_ca(tls_valkey_server: ValkeyServer) -> None:
+    assert tls_valkey_server.ca_cert is not None
     client = redis.Redis(
-        host=tls_redis_server.host,
-        port=tls_redis_server.port,
-        password=tls_redis_server.password,
+        host=tls_valkey_server.host,
+        port=tls_valkey_server.port,
+        password=tls_valkey_server.password,
         ssl=True,
-        ssl_ca_certs=str(tls_redis_server.ca_cert),
+        ssl_ca_certs=str(tls_valkey_server.ca_cert),
         ssl_cert_reqs="required",
     )
     assert client.set("selftest:tls", "yes") is True
     assert client.get("selftest:tls") == b"yes"
 
 
-def test_tls_redis_rejects_plaintext_and_foreign_ca(
-    tls_redis_server: RedisServer, tmp_path: Path
+def test_tls_valkey_rejects_plaintext_and_foreign_ca(
+    tls_valkey_server: ValkeyServer, tmp_path: Path
 ) -> None:
     plain = redis.Redis(
-        host=tls_redis_server.host,
-        port=tls_redis_server.port,
-        password=tls_redis_server.password,
+        host=tls_valkey_server.host,
+        port=tls_valkey_server.port,
+        password=tls_valkey_server.password,
         socket_timeout=3,
         retry=Retry(NoBackoff(), 0),
     )
@@ -149,29 +162,29 @@ def test_tls_redis_rejects_plaintext_and_foreign_ca(
         plain.ping()
     foreign = make_tls_files(tmp_path / "other-ca")
     ctx = ssl.create_default_context(cafile=str(foreign.ca_cert))
-    address = (tls_redis_server.host, tls_redis_server.port)
+    address = (tls_valkey_server.host, tls_valkey_server.port)
     with (
         socket.create_connection(address, timeout=5) as raw,
         pytest.raises(ssl.SSLCertVerificationError),
     ):
-        ctx.wrap_socket(raw, server_hostname=tls_redis_server.host)
+        ctx.wrap_socket(raw, server_hostname=tls_valkey_server.host)
 
 
-def test_tls_redis_with_openssl_s_client(tls_redis_server: RedisServer) -> None:
+def test_tls_valkey_with_openssl_s_client(tls_valkey_server: ValkeyServer) -> None:
     proc = subprocess.run(
         [
             "openssl",
             "s_client",
             "-connect",
-            f"{tls_redis_server.host}:{tls_redis_server.port}",
+            f"{tls_valkey_server.host}:{tls_valkey_server.port}",
             "-CAfile",
-            str(tls_redis_server.ca_cert),
+            str(tls_valkey_server.ca_cert),
             "-verify_return_error",
             "-verify_ip",
             "127.0.0.1",
             "-quiet",
         ],
-        input=f"AUTH {tls_redis_server.password}\r\nPING\r\nQUIT\r\n",
+        input=f"AUTH {tls_valkey_server.password}\r\nPING\r\nQUIT\r\n",
         capture_output=True,
         text=True,
         timeout=15,
@@ -180,8 +193,8 @@ def test_tls_redis_with_openssl_s_client(tls_redis_server: RedisServer) -> None:
     assert "+PONG" in proc.stdout, proc.stderr
 
 
-def test_plain_client_through_stunnel_tunnel_to_tls_redis(
-    tls_redis_server: RedisServer, tmp_path: Path
+def test_plain_client_through_stunnel_tunnel_to_tls_valkey(
+    tls_valkey_server: ValkeyServer, tmp_path: Path
 ) -> None:
     local_port = free_port()
     conf = tmp_path / "stunnel.conf"
@@ -192,8 +205,8 @@ def test_plain_client_through_stunnel_tunnel_to_tls_redis(
         "[redis]\n"
         "client = yes\n"
         f"accept = 127.0.0.1:{local_port}\n"
-        f"connect = {tls_redis_server.host}:{tls_redis_server.port}\n"
-        f"CAfile = {tls_redis_server.ca_cert}\n"
+        f"connect = {tls_valkey_server.host}:{tls_valkey_server.port}\n"
+        f"CAfile = {tls_valkey_server.ca_cert}\n"
         "verifyChain = yes\n"
         "checkIP = 127.0.0.1\n"
     )
@@ -204,7 +217,7 @@ def test_plain_client_through_stunnel_tunnel_to_tls_redis(
         assert wait_for_port("127.0.0.1", local_port, timeout=10), (
             tmp_path / "stunnel.log"
         ).read_text()
-        client = redis.Redis(host="127.0.0.1", port=local_port, password=tls_redis_server.password)
+        client = redis.Redis(host="127.0.0.1", port=local_port, password=tls_valkey_server.password)
         client.set("selftest:tunnel", "through")
         assert client.get("selftest:tunnel") == b"through"
     finally:
@@ -258,7 +271,7 @@ def test_nginx_broken_config_is_reported_and_old_one_keeps_serving(
 
 
 def test_nginx_stream_module_proxies_tcp(
-    nginx_factory: NginxFactory, redis_server: RedisServer
+    nginx_factory: NginxFactory, valkey_server: ValkeyServer
 ) -> None:
     server = nginx_factory()
     port = free_port()
@@ -266,11 +279,11 @@ def test_nginx_stream_module_proxies_tcp(
         "",
         stream_body=(
             f"server {{ listen 127.0.0.1:{port}; "
-            f"proxy_pass {redis_server.host}:{redis_server.port}; }}"
+            f"proxy_pass {valkey_server.host}:{valkey_server.port}; }}"
         ),
     )
     server.start(wait_ports=[port])
-    assert redis.Redis(host="127.0.0.1", port=port, password=redis_server.password).ping() is True
+    assert redis.Redis(host="127.0.0.1", port=port, password=valkey_server.password).ping() is True
 
 
 # -- Docker -----------------------------------------------------------------------------------
@@ -413,21 +426,30 @@ def test_ssh_host_drives_the_docker_engine(ssh_host: SshHost, docker_engine: Doc
 # -- failure reporting ------------------------------------------------------------------------
 
 
-def test_failed_start_names_the_step_quotes_the_log_and_cleans_up() -> None:
+def test_failed_start_names_the_step_quotes_the_log_and_cleans_up(
+    docker_engine: DockerEngine,
+) -> None:
     with socket.socket() as blocker:
         blocker.bind(("127.0.0.1", 0))
         blocker.listen()
         taken = int(blocker.getsockname()[1])
-        server = RedisServer(port=taken)
+        server = ValkeyServer(docker_engine, port=taken)
         with pytest.raises(ServiceError) as error, server:
             pass
-    assert error.value.step == "wait for PING"
+    assert error.value.step == "start"
     assert "Address already in use" in str(error.value)
-    assert server.dir is None
+    assert server.dir is None and server.container is None
+    label = f"label={SERVICE_LABEL}=valkey:{taken}"
+    assert not docker_engine.run(["ps", "-aq", "--filter", label]).stdout.split()
 
 
-def test_missing_binary_points_at_the_install_script(tmp_path: Path) -> None:
-    server = PostgresServer(bin_dir=tmp_path)
-    with pytest.raises(ServiceError, match=r"install-test-deps\.sh"), server:
+def test_a_server_that_cannot_start_quotes_its_output(
+    docker_engine: DockerEngine, base_image: str
+) -> None:
+    # The bookworm base image has no PostgreSQL (not even its OS user): its error is quoted.
+    server = PostgresServer(docker_engine, image=base_image)
+    quoted = r"not ready on port \d+:\ninstall: invalid user .postgres."
+    with pytest.raises(ServiceError, match=quoted) as error, server:
         pass
-    assert server.dir is None
+    assert error.value.step == "start"
+    assert server.dir is None and server.container is None

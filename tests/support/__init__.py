@@ -1,17 +1,16 @@
 """Shared test infrastructure: real services on loopback for host tests.
 
 Import from here (``from tests.support import PostgresServer``) or use the pytest fixtures
-defined in ``tests/conftest.py``. The Debian
-packages these helpers run are installed by ``scripts/install-test-deps.sh``.
+defined in ``tests/conftest.py``. The Debian 12 packages these helpers run are installed by
+``scripts/install-test-deps.sh``; PostgreSQL 17 and Valkey 8 come from the trixie services image.
 """
 
+from .data_stores import PostgresClients, PostgresServer, ValkeyServer
 from .docker import BASE_IMAGE, BASE_PACKAGES, DockerEngine, build_base_image, cache_dir, file_lock
 from .procs import ServiceError, free_port, log_tail, wait_for_port, wait_until
 from .services import (
     NginxFactory,
     NginxServer,
-    PostgresServer,
-    RedisServer,
     SshHost,
     nginx_main_conf,
 )
@@ -23,11 +22,12 @@ __all__ = [
     "DockerEngine",
     "NginxFactory",
     "NginxServer",
+    "PostgresClients",
     "PostgresServer",
-    "RedisServer",
     "ServiceError",
     "SshHost",
     "TlsFiles",
+    "ValkeyServer",
     "build_base_image",
     "cache_dir",
     "file_lock",

@@ -7,7 +7,7 @@ port, nginx on the active-colour include). Here each also gets the real host pac
 (`clipper-release`, and `clipper-backup` on app-1), a deploy.json rendered by
 `components.renderers.deploy_config` for its own loopback ports and container prefix, and the
 env files rendered by the Pulumi side's renderers. Both hosts share one PostgreSQL database
-and one Redis and run the same images with the same env, as a stack's droplets do, so they
+and one Valkey and run the same images with the same env, as a stack's droplets do, so they
 record the same release ids.
 
 The fleet command reaches them from an outputs file shaped like `pulumi stack output --json
@@ -41,11 +41,11 @@ from components.renderers.env_file import (
 )
 from components.renderers.sudoers import INSTALLER_PATH, render_file_installer
 
+from .data_stores import PostgresServer, ValkeyServer
 from .docker import DockerEngine
 from .procs import free_port, wait_for_port
 from .program import settings_for
 from .release_host import ReleaseImages
-from .services import PostgresServer, RedisServer
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 HOSTSCRIPTS = PROJECT_DIR / "hostscripts"
@@ -74,14 +74,14 @@ server {{
 
 @dataclass(frozen=True)
 class SharedServices:
-    """One app database and one Redis, as a stack's droplets share the managed clusters."""
+    """One app database and one Valkey, as a stack's droplets share the managed clusters."""
 
     postgres: PostgresServer
-    redis: RedisServer
+    redis: ValkeyServer  # the app's cache, by its env's name (REDIS_*)
     login: PostgresLoginValues
 
     @classmethod
-    def create(cls, postgres: PostgresServer, redis: RedisServer, token: str) -> SharedServices:
+    def create(cls, postgres: PostgresServer, redis: ValkeyServer, token: str) -> SharedServices:
         user, password = f"clipper_fleet_{token}", secrets.token_hex(16)
         postgres.create_database(f"clipper_fleet_{token}", owner=user, password=password)
         login = PostgresLoginValues(

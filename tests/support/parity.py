@@ -10,7 +10,8 @@ and cached in the test engine under a tag keyed by its suite and package list
 
 The services are containers on a Docker network the test makes, each under the private host
 name the program's mocks gave its cluster (a network alias), on DigitalOcean's ports, TLS on:
-`ParityPostgres`, `ParityValkey`, `ParityPgBouncer`.
+`ParityPostgres`, `ParityValkey`, `ParityPgBouncer`. The other host tests run the same image's
+PostgreSQL and Valkey on this machine's loopback instead (data_stores.py).
 """
 
 from __future__ import annotations

@@ -3,11 +3,12 @@
 `build_release_images` builds the stand-in images (tests/images) once per engine: backend v1,
 v2, a never-ready and a crashing one; frontend v1, v2; migrations v1, v2 and a failing set; and
 a golang-migrate stand-in. `AppHost` lays out one host in a temp dir against real services:
-a PostgreSQL database with its app login and the admin login for extensions, Redis with a
-password, the env files (rendered by the Pulumi side's own renderer), a deploy.json (rendered
-by `components.renderers.deploy_config` for free ports, a temp state dir and a temp-prefix
-nginx), and a running nginx whose small site sends `/api/` and `/health*` to
-`clipper_backend` and the rest to `clipper_frontend`, through the active-colour include.
+a PostgreSQL 17 database with its app login and the admin login for extensions (all of them,
+pgvector's `vector` included), Valkey 8 with a password, the env files (rendered by the Pulumi
+side's own renderer), a deploy.json (rendered by `components.renderers.deploy_config` for free
+ports, a temp state dir and a temp-prefix nginx), and a running nginx whose small site sends
+`/api/` and `/health*` to `clipper_backend` and the rest to `clipper_frontend`, through the
+active-colour include.
 Then `host.release("deploy")` runs the real `hostscripts/clipper-release` with python3.
 
 Each host gets its own container-name prefix, ports and image tags (retagged from the shared
@@ -46,13 +47,13 @@ from components.renderers.env_file import (
     db_admin_env,
     render_env_file,
 )
-from components.settings import DATABASE_EXTENSIONS
 
+from .data_stores import PostgresServer, ValkeyServer
 from .docker import DockerEngine, cache_dir, file_lock
 from .load import LoadGenerator
 from .procs import ManagedService, ServiceError, free_port, wait_until
 from .program import settings_for
-from .services import NginxServer, PostgresServer, RedisServer, nginx_main_conf
+from .services import NginxServer, nginx_main_conf
 
 __all__ = [
     "RELEASE_SCRIPT",
@@ -71,8 +72,6 @@ RELEASE_SCRIPT = Path(
     os.environ.get("CLIPPER_TEST_RELEASE_SCRIPT") or PROJECT_DIR / "hostscripts" / "clipper-release"
 )
 IMAGES_DIR = PROJECT_DIR / "tests" / "images"
-# pgvector is not packaged for Debian 12's PostgreSQL 15: the test database creates the others.
-TEST_EXTENSIONS = tuple(name for name in DATABASE_EXTENSIONS if name != "vector")
 
 
 # ---------------------------------------------------------------------------------- images
@@ -280,11 +279,11 @@ def _jwt_key_pair() -> tuple[str, str]:
 
 @dataclass
 class AppHost(ManagedService):
-    """A Clipper app host in a temp dir, on real PostgreSQL, Redis, nginx and Docker."""
+    """A Clipper app host in a temp dir, on real PostgreSQL 17, Valkey 8, nginx and Docker."""
 
     engine: DockerEngine
     postgres: PostgresServer
-    redis: RedisServer
+    redis: ValkeyServer  # the app's cache, by its env's name (REDIS_*)
     images: ReleaseImages
     base_dir: Path | None = None
     # False: the database belongs to the admin, as on a new DigitalOcean cluster (PostgreSQL
@@ -437,7 +436,6 @@ class AppHost(ManagedService):
             "migrations": self.image("migrations", "v1"),
             "migrate": self.tags["migrate"],
         }
-        config["database_extensions"] = list(TEST_EXTENSIONS)
         config["ready_timeout_seconds"] = 30
         config["drain_seconds"] = 1
         config["release_keep"] = 2
@@ -543,7 +541,7 @@ class AppHost(ManagedService):
         self, threads: int = 4, max_seconds: float = 180.0, *, keep_alive: bool = False
     ) -> LoadGenerator:
         """Steady load through nginx on both colours' paths: the API, readiness (PostgreSQL
-        and Redis), a slow request that is in flight during switches, and the SPA."""
+        and Valkey), a slow request that is in flight during switches, and the SPA."""
         paths = ["/api/v1/version", "/health/ready", "/api/v1/sleep?ms=150", "/"]
         return LoadGenerator(
             [self.url(p) for p in paths],

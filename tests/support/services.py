@@ -1,5 +1,6 @@
-"""Real services on loopback for host tests: PostgreSQL, Redis, nginx, sshd (Docker re-exported).
+"""Real services on loopback for host tests: nginx and sshd (Docker re-exported).
 
+PostgreSQL 17 and Valkey 8 run from the trixie services image: see data_stores.py.
 Each helper is a context manager that starts the real Debian binary in its own temp dir on
 127.0.0.1 with a free port, and always stops it and deletes the dir on exit (also when the body
 or the start itself failed). A failing step raises :class:`ServiceError` naming the step and
@@ -13,16 +14,11 @@ from __future__ import annotations
 import contextlib
 import os
 import pwd
-import re
-import secrets
 import signal
-import socket
-import ssl
 import subprocess
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from urllib.parse import quote
 
 from .docker import BASE_IMAGE, DockerEngine, build_base_image, cache_dir
 from .procs import (
@@ -31,8 +27,6 @@ from .procs import (
     children_of,
     free_port,
     log_tail,
-    pid_alive,
-    read_pid,
     require_binary,
     run_step,
     safe_rmtree,
@@ -47,8 +41,6 @@ __all__ = [
     "DockerEngine",
     "NginxFactory",
     "NginxServer",
-    "PostgresServer",
-    "RedisServer",
     "ServiceError",
     "SshHost",
     "TlsFiles",
@@ -63,11 +55,6 @@ LOOPBACK = "127.0.0.1"
 _PORT_RETRIES = 3
 
 
-def _new_password() -> str:
-    # URL- and shell-safe, so it can go into DSNs and URLs without quoting.
-    return secrets.token_hex(16)
-
-
 def _make_temp_dir(prefix: str, base_dir: Path | None, mode: int = 0o700) -> Path:
     path = Path(tempfile.mkdtemp(prefix=prefix, dir=base_dir))
     path.chmod(mode)
@@ -75,15 +62,7 @@ def _make_temp_dir(prefix: str, base_dir: Path | None, mode: int = 0o700) -> Pat
 
 
 # --------------------------------------------------------------------------------------------
-# PostgreSQL
-
-
-def _quote_ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _quote_literal(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
+# shared plumbing
 
 
 class _DirService(ManagedService):
@@ -97,428 +76,6 @@ class _DirService(ManagedService):
         if self.dir is None:
             raise ServiceError(self.service, "use", "server is not started")
         return self.dir
-
-
-class PostgresServer(_DirService):
-    """A throw-away PostgreSQL 15 cluster listening on 127.0.0.1 with SCRAM password auth.
-
-    ``initdb`` refuses to run as root, so when we are root every server-side command runs as the
-    ``postgres`` OS user and the temp dir is handed to it. TCP clients must give a password
-    (``scram-sha-256``); the Unix socket (in the temp dir) trusts local users. Durability is
-    switched off (``fsync=off``): these clusters live for one test session.
-    """
-
-    service = "postgres"
-
-    def __init__(
-        self,
-        *,
-        bin_dir: Path = Path("/usr/lib/postgresql/15/bin"),
-        admin_user: str = "postgres",
-        admin_password: str | None = None,
-        port: int | None = None,
-        base_dir: Path | None = None,
-        os_user: str = "postgres",
-    ) -> None:
-        self.bin_dir = bin_dir
-        self.host = LOOPBACK
-        self.admin_user = admin_user
-        self.admin_password = admin_password or _new_password()
-        self._fixed_port = port
-        self.port = port or 0
-        self._base_dir = base_dir
-        self._os_user = os_user if os.geteuid() == 0 else None
-        self.dir: Path | None = None
-
-    # paths (valid once started)
-    @property
-    def data_dir(self) -> Path:
-        return self._dir / "data"
-
-    @property
-    def socket_dir(self) -> Path:
-        return self._dir / "sock"
-
-    @property
-    def log_file(self) -> Path:
-        return self._dir / "postgres.log"
-
-    def _bin(self, name: str) -> str:
-        return require_binary(self.service, str(self.bin_dir / name))
-
-    def _run(
-        self, step: str, args: Sequence[str], *, check: bool = True
-    ) -> subprocess.CompletedProcess[str]:
-        """Run a server-side command as the postgres OS user, in the temp dir."""
-        return run_step(
-            self.service,
-            step,
-            args,
-            log=self.log_file,
-            user=self._os_user,
-            cwd=self._dir,
-            check=check,
-        )
-
-    def start(self) -> None:
-        """initdb, then pg_ctl start -w on a free port (retried if the port was taken meanwhile)."""
-        self.dir = _make_temp_dir("clipper-pg-", self._base_dir)
-        if self._os_user is not None:
-            entry = pwd.getpwnam(self._os_user)
-            os.chown(self.dir, entry.pw_uid, entry.pw_gid)
-        self.socket_dir.mkdir()
-        pwfile = self._dir / "pwfile"
-        pwfile.write_text(self.admin_password + "\n")
-        if self._os_user is not None:
-            for path in (self.socket_dir, pwfile):
-                os.chown(path, entry.pw_uid, entry.pw_gid)
-        pwfile.chmod(0o600)
-        self._run(
-            "initdb",
-            [
-                self._bin("initdb"),
-                "-D",
-                str(self.data_dir),
-                "-U",
-                self.admin_user,
-                f"--pwfile={pwfile}",
-                "--auth-local=trust",
-                "--auth-host=scram-sha-256",
-                "--encoding=UTF8",
-                "--no-locale",
-                "--no-sync",
-            ],
-        )
-        pwfile.unlink()
-        for attempt in range(_PORT_RETRIES):
-            self.port = self._fixed_port or free_port()
-            options = " ".join(
-                [
-                    f"-p {self.port}",
-                    f"-k {self.socket_dir}",
-                    f"-c listen_addresses={LOOPBACK}",
-                    "-c fsync=off",
-                    "-c synchronous_commit=off",
-                    "-c full_page_writes=off",
-                    "-c max_connections=200",
-                ]
-            )
-            proc = self._run(
-                "pg_ctl start",
-                [
-                    self._bin("pg_ctl"),
-                    "-D",
-                    str(self.data_dir),
-                    "-l",
-                    str(self.log_file),
-                    "-w",
-                    "-t",
-                    "60",
-                    "-o",
-                    options,
-                    "start",
-                ],
-                check=False,
-            )
-            if proc.returncode == 0:
-                return
-            in_use = "already in use" in log_tail(self.log_file, 20)
-            if not in_use or self._fixed_port or attempt == _PORT_RETRIES - 1:
-                raise ServiceError(
-                    self.service, "pg_ctl start", proc.stdout + proc.stderr, self.log_file
-                )
-
-    def stop(self) -> None:
-        """pg_ctl stop -m fast; kill the postmaster if that fails; delete the temp dir."""
-        if self.dir is None:
-            return
-        pid = read_pid(self.data_dir / "postmaster.pid")
-        if pid is not None and pid_alive(pid):
-            proc = self._run(
-                "pg_ctl stop",
-                [
-                    self._bin("pg_ctl"),
-                    "-D",
-                    str(self.data_dir),
-                    "-m",
-                    "fast",
-                    "-w",
-                    "-t",
-                    "30",
-                    "stop",
-                ],
-                check=False,
-            )
-            if proc.returncode != 0 and pid_alive(pid):
-                stop_pid(pid, sig=signal.SIGQUIT, timeout=10)
-        safe_rmtree(self.dir)
-        self.dir = None
-
-    def dsn(
-        self,
-        dbname: str = "postgres",
-        user: str | None = None,
-        password: str | None = None,
-        **options: str,
-    ) -> str:
-        """libpq key/value DSN for TCP on 127.0.0.1 (admin credentials unless given)."""
-        if user is None:
-            user, password = self.admin_user, password or self.admin_password
-        parts = {
-            "host": self.host,
-            "port": str(self.port),
-            "dbname": dbname,
-            "user": user,
-            **options,
-        }
-        if password is not None:
-            parts["password"] = password
-        return " ".join(f"{k}={_dsn_value(v)}" for k, v in parts.items())
-
-    def url(
-        self, dbname: str = "postgres", user: str | None = None, password: str | None = None
-    ) -> str:
-        """``postgresql://`` URL form of :meth:`dsn` (for apps configured by DATABASE_URL)."""
-        if user is None:
-            user, password = self.admin_user, password or self.admin_password
-        auth = quote(user, safe="") + (
-            f":{quote(password, safe='')}" if password is not None else ""
-        )
-        return f"postgresql://{auth}@{self.host}:{self.port}/{quote(dbname, safe='')}"
-
-    def psql(self, sql: str, dbname: str = "postgres") -> str:
-        """Run SQL as the admin over TCP (each statement autocommits); return unaligned output."""
-        env = {**os.environ, "PGPASSWORD": self.admin_password, "PGCONNECT_TIMEOUT": "10"}
-        proc = run_step(
-            self.service,
-            "psql",
-            [
-                self._bin("psql"),
-                "-X",
-                "-q",
-                "-At",
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-h",
-                self.host,
-                "-p",
-                str(self.port),
-                "-U",
-                self.admin_user,
-                "-d",
-                dbname,
-                "-f",
-                "-",
-            ],
-            input=sql,
-            env=env,
-            log=self.log_file,
-        )
-        return proc.stdout
-
-    def create_role(
-        self, name: str, password: str | None = None, *, login: bool = True, superuser: bool = False
-    ) -> None:
-        """Create a role (idempotent: an existing role just gets the new password/flags)."""
-        flags = " ".join(
-            ["LOGIN" if login else "NOLOGIN", "SUPERUSER" if superuser else "NOSUPERUSER"]
-        )
-        pw = f" PASSWORD {_quote_literal(password)}" if password is not None else ""
-        exists = self.psql(
-            f"SELECT 1 FROM pg_roles WHERE rolname = {_quote_literal(name)};"  # noqa: S608 - quoted
-        ).strip()
-        verb = "ALTER" if exists else "CREATE"
-        self.psql(f"{verb} ROLE {_quote_ident(name)} WITH {flags}{pw};")
-
-    def create_database(
-        self, name: str, owner: str | None = None, password: str | None = None
-    ) -> None:
-        """Create database ``name`` owned by ``owner`` (made or updated as a login role)."""
-        if owner is not None:
-            self.create_role(owner, password)
-        owner_sql = f" OWNER {_quote_ident(owner)}" if owner is not None else ""
-        self.psql(f"CREATE DATABASE {_quote_ident(name)}{owner_sql};")
-
-
-def _dsn_value(value: str) -> str:
-    if value and all(c.isalnum() or c in "._-/:" for c in value):
-        return value
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
-# --------------------------------------------------------------------------------------------
-# Redis
-
-
-def _resp(*parts: str) -> bytes:
-    out = [f"*{len(parts)}\r\n".encode()]
-    for part in parts:
-        data = part.encode()
-        out.append(b"$%d\r\n%s\r\n" % (len(data), data))
-    return b"".join(out)
-
-
-def _redis_log_pid(log: Path) -> int | None:
-    """The pid Redis logs at startup (``... pid=123, just started``), from the latest start."""
-    found = re.findall(r"pid=(\d+), just started", log_tail(log, 200))
-    return int(found[-1]) if found else None
-
-
-class RedisServer(_DirService):
-    """redis-server on 127.0.0.1 with ``requirepass``; optionally TLS-only.
-
-    In TLS mode the plain port is 0 (disabled) and ``port`` is the ``tls-port``; a private CA
-    and a server certificate for 127.0.0.1/localhost are generated into the temp dir
-    (``ca_cert``), so a TLS client or tunnel (stunnel, redis-py ``ssl=True``) can verify it.
-    Client certificates are not required unless ``tls_auth_clients`` (then use
-    ``tls.client_cert``/``tls.client_key``). Persistence is off.
-    """
-
-    service = "redis"
-
-    def __init__(
-        self,
-        *,
-        password: str | None = None,
-        tls: bool = False,
-        tls_auth_clients: bool = False,
-        port: int | None = None,
-        base_dir: Path | None = None,
-        extra_config: Sequence[str] = (),
-    ) -> None:
-        self.host = LOOPBACK
-        self.password = password or _new_password()
-        self.tls = tls
-        self.tls_auth_clients = tls_auth_clients
-        self._fixed_port = port
-        self.port = port or 0
-        self._base_dir = base_dir
-        self.extra_config = list(extra_config)
-        self.dir: Path | None = None
-        self.tls_files: TlsFiles | None = None
-
-    @property
-    def log_file(self) -> Path:
-        return self._dir / "redis.log"
-
-    @property
-    def pid_file(self) -> Path:
-        return self._dir / "redis.pid"
-
-    @property
-    def ca_cert(self) -> Path | None:
-        """CA that signed the server certificate (TLS mode only)."""
-        return self.tls_files.ca_cert if self.tls_files else None
-
-    def url(self, db: int = 0) -> str:
-        """``redis://`` or ``rediss://`` URL including the password."""
-        scheme = "rediss" if self.tls else "redis"
-        return f"{scheme}://:{self.password}@{self.host}:{self.port}/{db}"
-
-    def _config(self) -> str:
-        lines = [
-            f"bind {LOOPBACK}",
-            "protected-mode yes",
-            f"dir {self._dir}",
-            "daemonize yes",
-            f"pidfile {self.pid_file}",
-            f"logfile {self.log_file}",
-            f'requirepass "{self.password}"',
-            'save ""',
-            "appendonly no",
-        ]
-        if self.tls and self.tls_files is not None:
-            lines += [
-                "port 0",
-                f"tls-port {self.port}",
-                f"tls-cert-file {self.tls_files.cert}",
-                f"tls-key-file {self.tls_files.key}",
-                f"tls-ca-cert-file {self.tls_files.ca_cert}",
-                f"tls-auth-clients {'yes' if self.tls_auth_clients else 'no'}",
-            ]
-        else:
-            lines.append(f"port {self.port}")
-        return "\n".join(lines + self.extra_config) + "\n"
-
-    def ssl_context(self) -> ssl.SSLContext:
-        """A client context trusting only this server's CA (with the client cert when required)."""
-        if self.tls_files is None:
-            raise ServiceError(self.service, "ssl context", "server is not in TLS mode")
-        ctx = ssl.create_default_context(cafile=str(self.tls_files.ca_cert))
-        if self.tls_auth_clients:
-            ctx.load_cert_chain(str(self.tls_files.client_cert), str(self.tls_files.client_key))
-        return ctx
-
-    def command(self, *args: str, timeout: float = 5.0) -> bytes:
-        """Send AUTH plus one command over a raw connection; return the raw reply to the command.
-
-        A dependency-free probe used for readiness; tests should use a real client.
-        """
-        with socket.create_connection((self.host, self.port), timeout=timeout) as raw:
-            conn: socket.socket = (
-                self.ssl_context().wrap_socket(raw, server_hostname=self.host) if self.tls else raw
-            )
-            conn.sendall(_resp("AUTH", self.password) + _resp(*args))
-            data = b""
-            while data.count(b"\r\n") < 2:
-                chunk = conn.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
-            if not data.startswith(b"+OK\r\n"):
-                raise ServiceError(
-                    self.service, "AUTH", data.decode(errors="replace"), self.log_file
-                )
-            return data[len(b"+OK\r\n") :]
-
-    def _ready(self) -> bool:
-        try:
-            return self.command("PING", timeout=1.0).startswith(b"+PONG")
-        except (OSError, ServiceError):
-            return False
-
-    def start(self) -> None:
-        """Write redis.conf (mode 0600: it holds the password), daemonize, wait for PING."""
-        binary = require_binary(self.service, "redis-server")
-        self.dir = _make_temp_dir("clipper-redis-", self._base_dir)
-        if self.tls:
-            self.tls_files = make_tls_files(self._dir / "tls")
-        conf = self._dir / "redis.conf"
-        for attempt in range(_PORT_RETRIES):
-            self.port = self._fixed_port or free_port()
-            conf.write_text(self._config())
-            conf.chmod(0o600)
-            run_step(self.service, "redis-server", [binary, str(conf)], log=self.log_file)
-
-            def died() -> str | None:
-                # A failed start (e.g. port taken) exits before writing the pid file, but the
-                # log names the daemon's pid in its first lines.
-                pid = read_pid(self.pid_file) or _redis_log_pid(self.log_file)
-                return None if pid is None or pid_alive(pid) else "exited"
-
-            if wait_until(self._ready, timeout=15, abort=died):
-                return
-            in_use = "already in use" in log_tail(self.log_file, 20)
-            self._kill()
-            if not in_use or self._fixed_port or attempt == _PORT_RETRIES - 1:
-                raise ServiceError(
-                    self.service, "wait for PING", f"no PONG on port {self.port}", self.log_file
-                )
-
-    def _kill(self) -> None:
-        pid = read_pid(self.pid_file) if self.dir is not None else None
-        if pid is not None and pid_alive(pid):
-            stop_pid(pid, timeout=10)
-        if self.dir is not None:
-            self.pid_file.unlink(missing_ok=True)
-
-    def stop(self) -> None:
-        """SIGTERM the daemon (from its pid file), then delete the temp dir."""
-        if self.dir is None:
-            return
-        self._kill()
-        safe_rmtree(self.dir)
-        self.dir = None
 
 
 # --------------------------------------------------------------------------------------------
