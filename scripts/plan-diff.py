@@ -37,9 +37,7 @@ def changes(before: Any, after: Any, path: str) -> Iterator[tuple[str, Any, Any]
     """(path, before, after) for each leaf that differs; a missing side is _MISSING."""
     if isinstance(before, dict) and isinstance(after, dict):
         for key in sorted(set(before) | set(after)):
-            yield from changes(
-                before.get(key, _MISSING), after.get(key, _MISSING), f"{path}.{key}"
-            )
+            yield from changes(before.get(key, _MISSING), after.get(key, _MISSING), f"{path}.{key}")
         return
     if isinstance(before, list) and isinstance(after, list):
         old, new = _by_path(before), _by_path(after)
