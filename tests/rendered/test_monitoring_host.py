@@ -27,7 +27,7 @@ from components.offline.runner import placeholder_secret
 from components.renderers import monitoring_units as units
 from components.renderers.cloud_init import SETUP_CONFIG, SETUP_SCRIPT
 from components.renderers.host_scripts import script_text
-from tests.support.host_scripts import dry_run_setup, install_beside, sourced
+from tests.support.host_scripts import dry_run, dry_run_setup, install_beside, sourced
 from tests.support.monitoring import STACKS, role_files, run_tool, stack_settings, write
 
 MONITORING_UNITS = ("node-exporter", "loki", "blackbox", "alertmanager", "prometheus", "grafana")
@@ -225,6 +225,62 @@ def test_activation_waits_until_every_container_answers(stack: str) -> None:
     assert sourced(config, "UNITS") == [f"clipper-{n}.service" for n in MONITORING_UNITS]
     assert 'systemctl restart "${UNITS[@]}"' in script
     assert 'for url in "${HEALTH_URLS[@]}"; do\n  curl --fail' in script
+
+
+# STAND-IN for the attached volume: `[ -b DEVICE ]` is true, `[ ! -b DEVICE ]` false (there is no
+# DigitalOcean volume here; every other `[` test in the script passes too).
+_VOLUME_ATTACHED = '[() { [[ $1 == "!" ]] && return 1; return 0; }\n'
+
+
+def test_activation_prepares_the_volume_then_starts_and_waits_for_each_container(
+    tmp_path: Path,
+) -> None:
+    files = role_files("staging", "monitoring")
+    config = files[units.ACTIVATE_CONFIG].content
+    run = dry_run(
+        files[units.ACTIVATE_SCRIPT], files[units.ACTIVATE_CONFIG], tmp_path,
+        bash_env=_VOLUME_ATTACHED,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    # The volume has a filesystem (blkid's stand-in succeeds): never formatted.
+    assert run.lines("mkfs.ext4") == []
+    mount = units.DATA_MOUNT
+    assert run.lines("install", "-d", "-m", "0750") == [
+        f"install -d -m 0750 -o 10001 -g 10001 {mount}/loki",
+        f"install -d -m 0750 -o 65534 -g 65534 {mount}/alertmanager",
+        f"install -d -m 0750 -o 65534 -g 65534 {mount}/prometheus",
+        f"install -d -m 0750 -o 472 -g 472 {mount}/grafana",
+    ]
+    unit_list = " ".join(f"clipper-{n}.service" for n in MONITORING_UNITS)
+    calls = [shlex.join(c) for c in run.calls]
+    restart = calls.index(f"systemctl restart {unit_list}")
+    assert calls[restart - 1] == f"systemctl enable {unit_list}"
+    # Then each container's health URL, in start order, and nothing else.
+    curls = calls[restart + 1 :]
+    assert [c.split()[-1] for c in curls] == sourced(config, "HEALTH_URLS")
+    assert all(c.startswith("curl --fail --silent --show-error") for c in curls)
+    assert run.stdout.splitlines()[-1] == "==> clipper-monitoring-activate: monitoring is up"
+
+
+def test_agents_activation_opens_alloys_port_to_the_vpc_then_starts_both_agents(
+    tmp_path: Path,
+) -> None:
+    files = role_files("production", "app")
+    run = dry_run(
+        files[units.AGENTS_ACTIVATE_SCRIPT], files[units.AGENTS_ACTIVATE_CONFIG], tmp_path
+    )
+    assert run.returncode == 0, run.stderr
+    vpc = stack_settings("production").vpc_ip_range
+    assert run.lines("ufw") == [
+        f"ufw allow proto tcp from {vpc} to any port 9080 comment 'alloy from the VPC'"
+    ]
+    calls = [shlex.join(c) for c in run.calls]
+    agents = "clipper-node-exporter.service clipper-alloy.service"
+    assert calls.index("systemctl daemon-reload") < calls.index(f"systemctl restart {agents}")
+    assert [c.split()[-1] for c in calls if c.startswith("curl ")] == [
+        "http://127.0.0.1:9100/metrics", "http://127.0.0.1:9080/-/ready",
+    ]  # fmt: skip
+    assert run.stdout.splitlines()[-1] == "==> clipper-agents-activate: agents are up"
 
 
 def test_a_failing_step_stops_the_activation_script(tmp_path: Path) -> None:
