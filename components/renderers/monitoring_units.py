@@ -1,5 +1,7 @@
 """How the monitoring containers run: one systemd unit per container, and the activation
-scripts that remote commands run after the files are in place.
+scripts that remote commands run after the files are in place (static files,
+scripts/clipper-{monitoring,agents}-activate.sh, each fed by the config file rendered here and
+installed beside it: volume, units, health URLs).
 
 Why systemd units rather than a compose file: Ubuntu's docker.io has no compose plugin, and a
 unit per container gets restart-on-failure, boot ordering after the data volume's mount
