@@ -16,7 +16,9 @@ What it does, in cloud-init's own order:
   unattended-upgrades, chrony, stunnel4, postgresql-client), swap,
   time sync, the deferred edge files (nginx would not start with them before it is installed),
   then one setup script (`runcmd`) that turns on the firewall and the services and, as its very
-  last step, writes host_layout.HOST_READY_FILE.
+  last step, writes host_layout.HOST_READY_FILE. The script is the static
+  scripts/clipper-host-setup.sh, the same for every host; what differs (firewall rules, the
+  role's steps) is in SETUP_CONFIG beside it.
 
 The setup script runs with `set -euo pipefail`: a failed step stops it before the marker, so
 `cloud-init status --wait` reports the error and the release component never deploys onto a
@@ -49,6 +51,7 @@ from components.host_layout import (
     NODE_EXPORTER_TEXTFILE_DIR,
     STATE_DIR,
 )
+from components.renderers.host_scripts import config_beside, render_script_config, script_text
 from components.renderers.sudoers import (
     INSTALLER_PATH,
     SUDOERS_FILE,
@@ -64,6 +67,8 @@ from components.renderers.valkey_tunnel import (
 from components.settings import Settings
 
 SETUP_SCRIPT = "/usr/local/sbin/clipper-host-setup"
+# The setup script's per-stack, per-role data, beside it (scripts/clipper-host-setup.sh).
+SETUP_CONFIG = config_beside(SETUP_SCRIPT, "clipper-host-setup.env")
 SSHD_HARDENING_FILE = "/etc/ssh/sshd_config.d/00-clipper-hardening.conf"
 FAIL2BAN_JAIL_FILE = "/etc/fail2ban/jail.d/clipper-sshd.local"
 AUTO_UPGRADES_FILE = "/etc/apt/apt.conf.d/21clipper-auto-upgrades"
@@ -118,6 +123,13 @@ class UfwRule:
             f"ufw allow proto tcp{source} to any port {self.port}"
             f" comment {shlex.quote(self.comment)}"
         )
+
+    def config_entry(self) -> str:
+        """The rule as the setup script's UFW_RULES reads it: `PORT SOURCE COMMENT`; the script
+        runs exactly `command()` for it."""
+        if " " in self.source:
+            raise ValueError(f"a ufw source has no spaces: {self.source!r}")
+        return f"{self.port} {self.source} {self.comment}"
 
 
 def base_ufw_rules(settings: Settings) -> list[UfwRule]:
@@ -221,67 +233,25 @@ _NGINX_JSON_LOGROTATE = """\
 }
 """
 
-_SETUP_SCRIPT = """\
-#!/bin/bash
-# Clipper host setup: run once by cloud-init (runcmd) after the packages are installed and
-# every file is in place. Rendered by components/renderers/cloud_init.py. Safe to run again.
-# The last step writes {ready}: its presence means every step before it succeeded.
-set -euo pipefail
 
-step() {{ printf '==> clipper-host-setup: %s\\n' "$*"; }}
-
-step "kernel settings and journal limits"
-sysctl --quiet --system
-systemctl restart systemd-journald.service
-
-step "host firewall (ufw): deny inbound except the rules below"
-ufw default deny incoming
-ufw default allow outgoing
-{ufw_rules}
-ufw --force enable
-
-step "ssh: keys only, no root, only {deploy_user}"
-sshd -t
-systemctl try-reload-or-restart ssh.service
-
-step "services: docker, fail2ban, time sync, unattended upgrades"
-systemctl daemon-reload
-systemctl enable --now {services}
-systemctl restart fail2ban.service docker.service
-
-{role_commands}
-
-step "ready"
-install -d -m 0755 {state_dir} {etc_dir} {textfile_dir}
-date -u +%Y-%m-%dT%H:%M:%SZ > {ready}.tmp
-mv {ready}.tmp {ready}
-"""
-
-_SERVICES = (
-    "docker.service",
-    "fail2ban.service",
-    "chrony.service",
-    "unattended-upgrades.service",
-)
-
-
-def render_host_setup_script(firewall: Sequence[UfwRule], role_commands: Sequence[str] = ()) -> str:
-    """The bash script cloud-init's runcmd runs last: the steps every host takes, then
-    `role_commands` (one shell line each; `step "..."` prints a heading), then the ready marker."""
+def render_host_setup_config(firewall: Sequence[UfwRule], role_commands: Sequence[str] = ()) -> str:
+    """SETUP_CONFIG, what the setup script (scripts/clipper-host-setup.sh) reads: the firewall's
+    allow list, `role_commands` (one shell line each; `step "..."` prints a heading) to run after
+    the steps every host takes, and the ready marker."""
     for command in role_commands:
         if "\n" in command:
             raise ValueError(f"a setup command must be one line: {command!r}")
-    return _SETUP_SCRIPT.format(
-        ready=HOST_READY_FILE,
-        deploy_user=DEPLOY_USER,
-        ufw_rules="\n".join(rule.command() for rule in firewall),
-        services=" ".join(_SERVICES),
-        role_commands="\n".join(role_commands) or ": no role commands",
-        state_dir=STATE_DIR,
-        etc_dir=ETC_DIR,
-        # node_exporter (a pinned container, components/renderers/monitoring_units.py) reads
-        # the host scripts' metrics from here.
-        textfile_dir=NODE_EXPORTER_TEXTFILE_DIR,
+    return render_script_config(
+        f"Sourced by {SETUP_SCRIPT}; rendered by components/renderers/cloud_init.py.",
+        {
+            "DEPLOY_USER": DEPLOY_USER,
+            "UFW_RULES": [rule.config_entry() for rule in firewall],
+            "ROLE_COMMANDS": list(role_commands),
+            # node_exporter (a pinned container, components/renderers/monitoring_units.py)
+            # reads the host scripts' metrics from the textfile dir.
+            "HOST_DIRS": [STATE_DIR, ETC_DIR, NODE_EXPORTER_TEXTFILE_DIR],
+            "READY_FILE": HOST_READY_FILE,
+        },
     )
 
 
@@ -293,7 +263,6 @@ def app_setup_commands(edge_commands: Sequence[str] = ()) -> list[str]:
         'step "valkey tls tunnel"',
         f"systemctl enable {TUNNEL_SERVICE}",
         f"systemctl restart {TUNNEL_SERVICE}",
-        "",
         'step "nginx"',
         *edge_commands,
         "nginx -t -q",
@@ -350,7 +319,8 @@ def _base_files(
         HostFile(DOCKER_DAEMON_FILE, render_docker_daemon_config(), "0644"),
         HostFile(JOURNALD_FILE, _JOURNALD, "0644"),
         HostFile(SYSCTL_FILE, _SYSCTL, "0644"),
-        HostFile(SETUP_SCRIPT, render_host_setup_script(firewall, role_commands), "0755"),
+        HostFile(SETUP_CONFIG, render_host_setup_config(firewall, role_commands), "0644"),
+        HostFile(SETUP_SCRIPT, script_text("clipper-host-setup"), "0755"),
     ]
 
 

@@ -1,5 +1,7 @@
 """How the monitoring containers run: one systemd unit per container, and the activation
-scripts that remote commands run after the files are in place.
+scripts that remote commands run after the files are in place (static files,
+scripts/clipper-{monitoring,agents}-activate.sh, each fed by the config file rendered here and
+installed beside it: volume, units, health URLs).
 
 Why systemd units rather than a compose file: Ubuntu's docker.io has no compose plugin, and a
 unit per container gets restart-on-failure, boot ordering after the data volume's mount
@@ -38,6 +40,7 @@ from components.renderers.cloud_init import (
     render_host_user_data,
     ufw_rules,
 )
+from components.renderers.host_scripts import config_beside, render_script_config, script_text
 from components.settings import Settings
 
 ETC_DIR = "/etc/clipper-monitoring"
@@ -47,6 +50,9 @@ RUNTIME_PARENT = "clipper-monitoring"  # under /run
 UNIT_DIR = "/etc/systemd/system"
 ACTIVATE_SCRIPT = "/usr/local/sbin/clipper-monitoring-activate"
 AGENTS_ACTIVATE_SCRIPT = "/usr/local/sbin/clipper-agents-activate"
+# The activation scripts are static (scripts/*.sh); their per-stack data is beside them.
+ACTIVATE_CONFIG = config_beside(ACTIVATE_SCRIPT, "clipper-monitoring-activate.env")
+AGENTS_ACTIVATE_CONFIG = config_beside(AGENTS_ACTIVATE_SCRIPT, "clipper-agents-activate.env")
 ALLOY_STATE_DIR = "/var/lib/clipper-alloy"
 # The first line of every unit rendered here: how an activation script tells a unit it once
 # installed (and may retire) from every other unit on the host.
@@ -345,136 +351,25 @@ def render_container_unit(container: Container) -> str:
     return UNIT_HEADER + "\n" + "\n".join(unit + service + install) + "\n"
 
 
-_ACTIVATE = """\
-#!/bin/bash
-# Clipper monitoring host: mount the data volume, prepare the data directories, (re)start the
-# containers and wait until each answers. Run over SSH by Pulumi after every config change;
-# rendered by components/renderers/monitoring_units.py. Safe to run again.
-set -euo pipefail
-
-DEVICE={device}
-MOUNT={mount}
-
-step() {{ printf '==> clipper-monitoring-activate: %s\\n' "$*"; }}
-
-step "waiting for the data volume ($DEVICE)"
-for _ in $(seq 1 90); do
-  [ -b "$DEVICE" ] && break
-  sleep 2
-done
-if [ ! -b "$DEVICE" ]; then
-  echo "the monitoring volume is not attached: $DEVICE is missing" >&2
-  exit 1
-fi
-
-step "filesystem and mount"
-# DigitalOcean formats a new volume (ext4); format here only a volume with no filesystem at all,
-# never one that holds data.
-if ! blkid -o value -s TYPE "$DEVICE" >/dev/null; then
-  mkfs.ext4 -q -L clipper-monitor "$DEVICE"
-fi
-uuid=$(blkid -o value -s UUID "$DEVICE")
-install -d -m 0755 "$MOUNT"
-if ! grep -q "[[:space:]]${{MOUNT}}[[:space:]]" /etc/fstab; then
-  echo "UUID=$uuid $MOUNT ext4 defaults,nofail,noatime,discard 0 2" >> /etc/fstab
-fi
-systemctl daemon-reload
-mountpoint -q "$MOUNT" || mount "$MOUNT"
-
-step "data directories"
-{data_dirs}
-install -d -m 0755 {textfile_dir}
-
-{distribution_exporter}
-
-{retire}
-
-step "containers: {units}"
-systemctl enable {units}
-systemctl restart {units}
-
-step "waiting until each answers"
-{health_checks}
-step "monitoring is up"
-"""
-
-_AGENTS_ACTIVATE = """\
-#!/bin/bash
-# Clipper app host: let Prometheus reach Alloy's metrics from the VPC, (re)start node_exporter
-# and Alloy and wait until each answers. Run over SSH by Pulumi; rendered by
-# components/renderers/monitoring_units.py. Safe to run again.
-set -euo pipefail
-
-step() {{ printf '==> clipper-agents-activate: %s\\n' "$*"; }}
-
-step "host firewall: alloy metrics from the VPC"
-{ufw_rule}
-
-{distribution_exporter}
-
-{retire}
-
-step "agents: {units}"
-install -d -m 0700 {state_dir}
-install -d -m 0755 {textfile_dir}
-systemctl daemon-reload
-systemctl enable {units}
-systemctl restart {units}
-{health_checks}
-step "agents are up"
-"""
-
-# A host created while node_exporter came from the distribution still has that package's
-# service on the same port: it gives way to the pinned container.
-_DISTRIBUTION_EXPORTER = """\
-step "node_exporter: the pinned container replaces the distribution's service"
-systemctl disable --now prometheus-node-exporter.service 2>/dev/null || true"""
-
-# A container this renderer no longer declares for the host (a log shipper replaced, say) would
-# keep running from its old unit: stop and remove every unit with UNIT_HEADER that is not in
-# today's list. Units from elsewhere (backups, TLS) lack the header and are never touched.
-_RETIRE = """\
-step "retire containers this host no longer runs"
-keep=" {units} "
-for path in /etc/systemd/system/clipper-*.service; do
-  [ -e "$path" ] || continue
-  unit=$(basename "$path")
-  case "$keep" in *" $unit "*) continue ;; esac
-  head -n 1 "$path" | grep -qxF {header} || continue
-  systemctl disable --now "$unit" || true
-  rm -f "$path"
-  step "retired $unit"
-done"""
-
-
-def _retire(units: Sequence[str]) -> str:
-    return _RETIRE.format(units=" ".join(units), header=shlex.quote(UNIT_HEADER))
-
-
-def _health_check(url: str) -> str:
-    return (
-        "curl --fail --silent --show-error --output /dev/null --retry 60 --retry-delay 2"
-        f" --retry-all-errors --max-time 5 {shlex.quote(url)}"
-    )
-
-
-def render_activate_script(containers: Sequence[Container], *, volume_name: str) -> str:
-    """The monitoring host's activation script (ACTIVATE_SCRIPT)."""
-    data_dirs = [
-        f"install -d -m 0750 -o {c.user.split(':')[0]} -g {c.user.split(':')[1]}"
-        f' "$MOUNT/{c.data_dir}"'
-        for c in containers
-        if c.data_dir
-    ]
-    return _ACTIVATE.format(
-        device=shlex.quote(volume_device(volume_name)),
-        mount=DATA_MOUNT,
-        data_dirs="\n".join(data_dirs),
-        units=" ".join(c.unit for c in containers),
-        textfile_dir=NODE_EXPORTER_TEXTFILE_DIR,
-        distribution_exporter=_DISTRIBUTION_EXPORTER,
-        retire=_retire([c.unit for c in containers]),
-        health_checks="\n".join(_health_check(c.health_url) for c in containers if c.health_url),
+def render_activate_config(containers: Sequence[Container], *, volume_name: str) -> str:
+    """ACTIVATE_CONFIG, what the monitoring host's activation script
+    (scripts/clipper-monitoring-activate.sh) reads: the volume, the data directories, the units
+    and their health URLs."""
+    return render_script_config(
+        f"Sourced by {ACTIVATE_SCRIPT}; rendered by components/renderers/monitoring_units.py.",
+        {
+            "DEVICE": volume_device(volume_name),
+            "MOUNT": DATA_MOUNT,
+            "DATA_DIRS": [
+                f"{c.user.split(':')[0]} {c.user.split(':')[1]} {c.data_dir}"
+                for c in containers
+                if c.data_dir
+            ],
+            "TEXTFILE_DIR": NODE_EXPORTER_TEXTFILE_DIR,
+            "UNITS": [c.unit for c in containers],
+            "UNIT_HEADER": UNIT_HEADER,
+            "HEALTH_URLS": [c.health_url for c in containers if c.health_url],
+        },
     )
 
 
@@ -484,20 +379,28 @@ def app_agent_containers(images: MonitoringImages) -> list[Container]:
     return [node_exporter_container(images, listen_address="0.0.0.0"), alloy_container(images)]  # noqa: S104
 
 
-def render_agents_activate_script(settings: Settings, images: MonitoringImages) -> str:
-    """An app host's activation script (AGENTS_ACTIVATE_SCRIPT)."""
+def render_agents_activate_config(settings: Settings, images: MonitoringImages) -> str:
+    """AGENTS_ACTIVATE_CONFIG, what an app host's activation script
+    (scripts/clipper-agents-activate.sh) reads: Alloy's ufw rule, the units, their health URLs."""
     containers = app_agent_containers(images)
     # cloud-init opens it on new droplets; a droplet created before (user-data changes do not
-    # replace droplets) gets the same rule here. ufw skips an existing rule.
+    # replace droplets) gets the same rule from the script.
     (rule,) = [r for r in ufw_rules(settings) if r.port == ALLOY_HTTP_PORT]
-    return _AGENTS_ACTIVATE.format(
-        ufw_rule=rule.command(),
-        distribution_exporter=_DISTRIBUTION_EXPORTER,
-        retire=_retire([c.unit for c in containers]),
-        state_dir=ALLOY_STATE_DIR,
-        textfile_dir=NODE_EXPORTER_TEXTFILE_DIR,
-        units=" ".join(c.unit for c in containers),
-        health_checks="\n".join(_health_check(c.health_url) for c in containers),
+    if rule.source == "any":
+        raise ValueError("Alloy's metrics are for the VPC only")
+    return render_script_config(
+        f"Sourced by {AGENTS_ACTIVATE_SCRIPT}; rendered by"
+        " components/renderers/monitoring_units.py.",
+        {
+            "ALLOY_PORT": rule.port,
+            "ALLOY_FROM": rule.source,
+            "ALLOY_RULE_COMMENT": rule.comment,
+            "STATE_DIR": ALLOY_STATE_DIR,
+            "TEXTFILE_DIR": NODE_EXPORTER_TEXTFILE_DIR,
+            "UNITS": [c.unit for c in containers],
+            "UNIT_HEADER": UNIT_HEADER,
+            "HEALTH_URLS": [c.health_url for c in containers],
+        },
     )
 
 
@@ -563,10 +466,9 @@ def monitoring_config_files(
         ),
         *(HostFile(c.unit_path, render_container_unit(c)) for c in containers),
         HostFile(
-            ACTIVATE_SCRIPT,
-            render_activate_script(containers, volume_name=config.volume_name),
-            "0755",
+            ACTIVATE_CONFIG, render_activate_config(containers, volume_name=config.volume_name)
         ),
+        HostFile(ACTIVATE_SCRIPT, script_text("clipper-monitoring-activate"), "0755"),
     ]
     return files
 
@@ -594,7 +496,8 @@ def app_agent_files(
             alloy.render_alloy_config(settings, loki_address=loki_address),
         ),
         *(HostFile(c.unit_path, render_container_unit(c)) for c in app_agent_containers(images)),
-        HostFile(AGENTS_ACTIVATE_SCRIPT, render_agents_activate_script(settings, images), "0755"),
+        HostFile(AGENTS_ACTIVATE_CONFIG, render_agents_activate_config(settings, images)),
+        HostFile(AGENTS_ACTIVATE_SCRIPT, script_text("clipper-agents-activate"), "0755"),
     ]
 
 

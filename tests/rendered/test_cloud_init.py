@@ -1,7 +1,7 @@
 """The app droplets' cloud-init user-data, as the program declares it for each stack: valid for
 `cloud-init schema`, and each hardening step checked on its own, by the real tool that reads the
 file where there is one (sshd -T, fail2ban-client, apt-config, logrotate, systemd-analyze,
-shellcheck)."""
+shellcheck); the setup script's steps as it runs them (tests/support/host_scripts.py)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import ast
 import functools
 import json
 import re
+import shlex
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -24,8 +25,11 @@ from components.host_layout import (
     NODE_EXPORTER_PORT,
 )
 from components.offline.mocks import FAKE_CA_PEM
+from components.offline.render import files_from_user_data
 from components.renderers import cloud_init
+from components.renderers.host_scripts import script_text
 from components.renderers.valkey_tunnel import TUNNEL_CONFIG_FILE, TUNNEL_SERVICE, TUNNEL_UNIT_FILE
+from tests.support.host_scripts import SetupRun, dry_run_setup, sourced
 from tests.support.program import custom_run, of_role, plain, settings_for, stack_run
 
 STACKS = ["staging", "production"]
@@ -51,6 +55,24 @@ def _file(stack: str, path: str) -> dict[str, Any]:
 
 def _script(stack: str) -> str:
     return str(_file(stack, cloud_init.SETUP_SCRIPT)["content"])
+
+
+def _config(stack: str) -> str:
+    return str(_file(stack, cloud_init.SETUP_CONFIG)["content"])
+
+
+def _setup_run(stack: str, tmp_root: Path) -> SetupRun:
+    files = {f.path: f for f in files_from_user_data(_text(stack))}
+    run = dry_run_setup(files, tmp_root / stack)
+    assert run.returncode == 0, run.stderr
+    return run
+
+
+@pytest.fixture(scope="module")
+def setup_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, SetupRun]:
+    """Each stack's app host setup script, run once with every command stubbed."""
+    root = tmp_path_factory.mktemp("setup")
+    return {stack: _setup_run(stack, root) for stack in STACKS}
 
 
 def _run(args: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
@@ -186,39 +208,59 @@ def test_unattended_upgrades_install_security_updates_daily(stack: str, tmp_path
 
 
 @pytest.mark.parametrize("stack", STACKS)
-def test_time_is_kept_by_chrony(stack: str) -> None:
+def test_time_is_kept_by_chrony(stack: str, setup_runs: dict[str, SetupRun]) -> None:
     assert _doc(stack)["ntp"] == {"enabled": True, "ntp_client": "chrony"}
-    assert "chrony.service" in _script(stack)
+    enabled = setup_runs[stack].lines("systemctl", "enable", "--now")
+    assert "chrony.service" in enabled[0].split()
 
 
 # ---------------------------------------------------------------- host firewall
 
 
-def _ufw_allows(stack: str) -> list[str]:
-    return [line for line in _script(stack).splitlines() if line.startswith("ufw allow")]
+def _ufw_allows(run: SetupRun) -> list[str]:
+    return run.lines("ufw", "allow")
 
 
 @pytest.mark.parametrize("stack", STACKS)
-def test_ufw_denies_inbound_by_default_and_is_enabled(stack: str) -> None:
-    script = _script(stack)
-    assert "ufw default deny incoming\n" in script
-    assert script.index("ufw default deny incoming") < script.index("ufw --force enable")
+def test_ufw_denies_inbound_by_default_and_is_enabled(
+    stack: str, setup_runs: dict[str, SetupRun]
+) -> None:
+    ufw = setup_runs[stack].lines("ufw")
+    assert ufw[:2] == ["ufw default deny incoming", "ufw default allow outgoing"]
+    assert ufw[-1] == "ufw --force enable"
+    assert ufw[2:-1] == _ufw_allows(setup_runs[stack]) != []
     assert "ufw" in _doc(stack)["packages"]
 
 
 @pytest.mark.parametrize("stack", STACKS)
-def test_ufw_opens_ssh_only_to_the_admin_networks(stack: str) -> None:
-    ssh = [rule for rule in _ufw_allows(stack) if "port 22 " in rule]
+def test_the_script_opens_exactly_the_renderers_rules(
+    stack: str, setup_runs: dict[str, SetupRun]
+) -> None:
+    # The script rebuilds each `ufw allow` from the config's data: the same command as the
+    # rule's own (UfwRule.command).
+    rules = cloud_init.ufw_rules(settings_for(stack))
+    assert _ufw_allows(setup_runs[stack]) == [rule.command() for rule in rules]
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_ufw_opens_ssh_only_to_the_admin_networks(
+    stack: str, setup_runs: dict[str, SetupRun]
+) -> None:
+    ssh = [rule for rule in _ufw_allows(setup_runs[stack]) if "port 22 " in rule]
     assert [re.search(r"from (\S+)", rule)[1] for rule in ssh] == ADMIN[stack]  # type: ignore[index]
 
 
-def test_ufw_opens_the_web_to_everyone_on_the_reserved_ip_host() -> None:
-    web = [rule for rule in _ufw_allows("staging") if re.search(r"port (80|443) ", rule)]
+def test_ufw_opens_the_web_to_everyone_on_the_reserved_ip_host(
+    setup_runs: dict[str, SetupRun],
+) -> None:
+    web = [r for r in _ufw_allows(setup_runs["staging"]) if re.search(r"port (80|443) ", r)]
     assert len(web) == 2 and not any(" from " in rule for rule in web)
 
 
-def test_ufw_accepts_http_only_from_the_vpc_behind_the_load_balancer() -> None:
-    web = [rule for rule in _ufw_allows("production") if re.search(r"port (80|443) ", rule)]
+def test_ufw_accepts_http_only_from_the_vpc_behind_the_load_balancer(
+    setup_runs: dict[str, SetupRun],
+) -> None:
+    web = [r for r in _ufw_allows(setup_runs["production"]) if re.search(r"port (80|443) ", r)]
     assert web == [
         f"ufw allow proto tcp from {VPC['production']} to any port 80"
         " comment 'http from the load balancer (VPC)'"
@@ -227,16 +269,19 @@ def test_ufw_accepts_http_only_from_the_vpc_behind_the_load_balancer() -> None:
 
 @pytest.mark.parametrize("stack", STACKS)
 @pytest.mark.parametrize("port", [NODE_EXPORTER_PORT, ALLOY_HTTP_PORT])
-def test_ufw_opens_the_exporters_only_to_the_vpc(stack: str, port: int) -> None:
-    rules = [rule for rule in _ufw_allows(stack) if f"port {port} " in rule]
+def test_ufw_opens_the_exporters_only_to_the_vpc(
+    stack: str, port: int, setup_runs: dict[str, SetupRun]
+) -> None:
+    rules = [rule for rule in _ufw_allows(setup_runs[stack]) if f"port {port} " in rule]
     assert len(rules) == 1 and f"from {VPC[stack]} " in rules[0]
     # node_exporter is a digest-pinned container (monitoring_units), not Ubuntu's package.
     assert "prometheus-node-exporter" not in _doc(stack)["packages"]
 
 
 @pytest.mark.parametrize("stack", STACKS)
-def test_ufw_opens_nothing_else(stack: str) -> None:
-    ports = {int(re.search(r"port (\d+)", r)[1]) for r in _ufw_allows(stack)}  # type: ignore[index]
+def test_ufw_opens_nothing_else(stack: str, setup_runs: dict[str, SetupRun]) -> None:
+    allows = _ufw_allows(setup_runs[stack])
+    ports = {int(re.search(r"port (\d+)", r)[1]) for r in allows}  # type: ignore[index]
     assert ports <= {22, 80, 443, NODE_EXPORTER_PORT, ALLOY_HTTP_PORT}
 
 
@@ -281,7 +326,7 @@ def test_the_journal_is_bounded(stack: str) -> None:
     journald = _file(stack, cloud_init.JOURNALD_FILE)["content"]
     assert journald.startswith("#") and "[Journal]\n" in journald
     assert re.search(r"^SystemMaxUse=\d+[MG]$", journald, re.M)
-    assert "systemctl restart systemd-journald.service" in _script(stack)
+    assert "systemctl restart systemd-journald.service" in _script(stack)  # every host's step
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -299,14 +344,15 @@ def test_the_nginx_json_access_log_is_rotated(stack: str, tmp_path: Path) -> Non
 
 
 @pytest.mark.parametrize("stack", STACKS)
-def test_the_valkey_tunnel_is_installed_configured_and_supervised(stack: str) -> None:
+def test_the_valkey_tunnel_is_installed_configured_and_supervised(
+    stack: str, setup_runs: dict[str, SetupRun]
+) -> None:
     assert "stunnel4" in _doc(stack)["packages"]
     assert _file(stack, TUNNEL_CONFIG_FILE)["permissions"] == "0644"
     unit = _file(stack, TUNNEL_UNIT_FILE)["content"]
     assert "Restart=always" in unit
-    script = _script(stack)
-    assert f"systemctl enable {TUNNEL_SERVICE}" in script
-    assert script.index("systemctl daemon-reload") < script.index(
+    systemctl = setup_runs[stack].lines("systemctl")
+    assert systemctl.index("systemctl daemon-reload") < systemctl.index(
         f"systemctl enable {TUNNEL_SERVICE}"
     )
 
@@ -330,11 +376,13 @@ def test_runcmd_runs_only_the_setup_script(stack: str) -> None:
 
 @pytest.mark.parametrize("role", ["app", "monitoring"])
 @pytest.mark.parametrize("stack", STACKS)
-def test_every_roles_setup_script_parses_and_passes_shellcheck(
+def test_every_roles_setup_script_is_the_shipped_file_and_its_config_is_valid_shell(
     stack: str, role: str, tmp_path: Path
 ) -> None:
     # The monitoring host's once had `: text (path)`, a bash syntax error: its first real boot
     # (tests/host/test_first_boot.py) stopped there, before the firewall's and ready's steps.
+    # The script is now one static file (shellchecked by scripts/test.sh); what differs per
+    # role is its config, which must parse.
     doc = yaml.safe_load(
         plain(
             of_role(stack_run(stack), "digitalocean:index/droplet:Droplet", role)[0].inputs[
@@ -342,63 +390,71 @@ def test_every_roles_setup_script_parses_and_passes_shellcheck(
             ]
         )
     )
-    (entry,) = [f for f in doc["write_files"] if f["path"] == cloud_init.SETUP_SCRIPT]
-    script = tmp_path / "clipper-host-setup"
-    script.write_text(entry["content"])
-    parsed = _run(["bash", "-n", str(script)])
+    files = {f["path"]: f for f in doc["write_files"]}
+    assert files[cloud_init.SETUP_SCRIPT]["content"] == script_text("clipper-host-setup")
+    config = tmp_path / "clipper-host-setup.env"
+    config.write_text(files[cloud_init.SETUP_CONFIG]["content"])
+    parsed = _run(["bash", "-n", str(config)])
     assert parsed.returncode == 0, parsed.stderr
-    result = _run(["shellcheck", "-f", "gcc", str(script)])
-    assert result.returncode == 0, result.stdout
+    assert files[cloud_init.SETUP_CONFIG]["permissions"] == "0644"
+    # cloud-init writes the config before the script that reads it.
+    paths = list(files)
+    assert paths.index(cloud_init.SETUP_CONFIG) < paths.index(cloud_init.SETUP_SCRIPT)
 
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_the_setup_script_stops_at_the_first_failure_and_marks_ready_last(stack: str) -> None:
     lines = [line for line in _script(stack).splitlines() if line and not line.startswith("#")]
     assert lines[0] == "set -euo pipefail"
-    assert lines[-1] == f"mv {HOST_READY_FILE}.tmp {HOST_READY_FILE}"
+    assert lines[-1] == 'mv "${READY_FILE}.tmp" "${READY_FILE}"'
+    assert sourced(_config(stack), "READY_FILE") == [HOST_READY_FILE]
 
 
 @pytest.mark.parametrize("stack", STACKS)
-def test_the_setup_script_checks_sshd_before_reloading_it(stack: str) -> None:
-    script = _script(stack)
-    assert script.index("sshd -t") < script.index("systemctl try-reload-or-restart ssh.service")
+def test_the_setup_script_checks_sshd_before_reloading_it(
+    stack: str, setup_runs: dict[str, SetupRun]
+) -> None:
+    calls = [shlex.join(c) for c in setup_runs[stack].calls]
+    assert calls.index("sshd -t") < calls.index("systemctl try-reload-or-restart ssh.service")
 
 
 @pytest.mark.parametrize("stack", STACKS)
-def test_nginx_starts_without_the_stock_default_site(stack: str) -> None:
-    script = _script(stack)
-    assert "rm -f /etc/nginx/sites-enabled/default" in script
-    assert script.index("nginx -t -q") < script.index("systemctl reload-or-restart nginx.service")
+def test_nginx_starts_without_the_stock_default_site(
+    stack: str, setup_runs: dict[str, SetupRun]
+) -> None:
+    calls = [shlex.join(c) for c in setup_runs[stack].calls]
+    assert "rm -f /etc/nginx/sites-enabled/default" in calls
+    assert calls.index("nginx -t -q") < calls.index("systemctl reload-or-restart nginx.service")
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_role_commands_run_in_order_after_every_hosts_steps(
+    stack: str, setup_runs: dict[str, SetupRun]
+) -> None:
+    calls = [shlex.join(c) for c in setup_runs[stack].calls]
+    role = [line for line in sourced(_config(stack), "ROLE_COMMANDS") if line.split()[0] != "step"]
+    # As the stand-in saw them: bare names for absolute paths, no redirections.
+    seen = [re.sub(r"^/\S*/", "", line).split(" 2>")[0] for line in role]
+    start = calls.index("systemctl restart fail2ban.service docker.service") + 1
+    assert calls[start : start + len(seen)] == seen
+    assert calls[start + len(seen) :] == [
+        "install -d -m 0755 /var/lib/clipper /etc/clipper /var/lib/prometheus/node-exporter"
+    ]
 
 
 def test_a_failing_step_leaves_no_ready_marker(tmp_path: Path) -> None:
-    # Run the real script with every external command stubbed to succeed (bash's
-    # command_not_found_handle, with only `date` and `mv` real), then with `sshd -t` failing.
-    ready = tmp_path / "host-ready"
-    script = _script("staging").replace(HOST_READY_FILE, str(ready))
-    # Commands called by absolute path (the edge's helper scripts) go through the stubs too.
-    script = re.sub(r"(?m)^/\S+/(\S+)", r"\1", script)
-    (tmp_path / "setup").write_text(script)
-    stubs = tmp_path / "bin"
-    stubs.mkdir()
-    for real in ("date", "mv"):
-        (stubs / real).symlink_to(f"/bin/{real}")
-    (tmp_path / "bash_env").write_text(
-        "command_not_found_handle() { printf 'stub: %s\\n' \"$*\" >&2; return 0; }\n"
-    )
-    env = {"PATH": str(stubs), "BASH_ENV": str(tmp_path / "bash_env")}
-    ok = _run(["/bin/bash", str(tmp_path / "setup")], env=env)
+    # The real script with every external command stubbed to succeed, then with `sshd -t`
+    # failing (tests/support/host_scripts.py).
+    files = {f.path: f for f in files_from_user_data(_text("staging"))}
+    ok = dry_run_setup(files, tmp_path / "ok")
     assert ok.returncode == 0, ok.stderr
     assert "stub: ufw --force enable" in ok.stderr
-    assert ready.exists()
+    assert ok.ready.exists()
 
-    ready.unlink()
-    (stubs / "sshd").write_text("#!/bin/sh\necho 'bad config' >&2\nexit 255\n")
-    (stubs / "sshd").chmod(0o755)
-    failed = _run(["/bin/bash", str(tmp_path / "setup")], env=env)
+    failed = dry_run_setup(files, tmp_path / "failed", failing="sshd")
     assert failed.returncode != 0
     assert "bad config" in failed.stderr
-    assert not ready.exists()
+    assert not failed.ready.exists()
     assert "stub: nginx" not in failed.stderr  # nothing after the failed step ran
 
 

@@ -10,6 +10,7 @@ import re
 import shlex
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -24,7 +25,9 @@ from components.host_layout import (
 from components.offline.render import USER_DATA_PATH
 from components.offline.runner import placeholder_secret
 from components.renderers import monitoring_units as units
-from components.renderers.cloud_init import SETUP_SCRIPT
+from components.renderers.cloud_init import SETUP_CONFIG, SETUP_SCRIPT
+from components.renderers.host_scripts import script_text
+from tests.support.host_scripts import dry_run, dry_run_setup, install_beside, sourced
 from tests.support.monitoring import STACKS, role_files, run_tool, stack_settings, write
 
 MONITORING_UNITS = ("node-exporter", "loki", "blackbox", "alertmanager", "prometheus", "grafana")
@@ -58,9 +61,11 @@ def test_the_monitoring_host_is_hardened_like_the_app_hosts(stack: str) -> None:
     app = yaml.safe_load(role_files(stack, "app")[USER_DATA_PATH].content)
     assert monitoring["disable_root"] is True and monitoring["ssh_pwauth"] is False
     app_files = {f["path"]: f["content"] for f in app["write_files"]}
+    # The same setup script too; only its config (firewall, role steps) is the role's own.
     for entry in monitoring["write_files"]:
-        if entry["path"] != SETUP_SCRIPT:
+        if entry["path"] != SETUP_CONFIG:
             assert entry["content"] == app_files[entry["path"]], entry["path"]
+    assert SETUP_SCRIPT in app_files
     assert monitoring["users"] == app["users"]
 
 
@@ -75,11 +80,12 @@ def test_the_monitoring_user_data_holds_no_secret_and_no_monitoring_config(stack
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_the_monitoring_firewall_opens_ssh_to_admins_and_loki_and_node_exporter_to_the_vpc(
-    stack: str,
+    stack: str, tmp_path: Path
 ) -> None:
     settings = stack_settings(stack)
-    script = role_files(stack, "monitoring")[SETUP_SCRIPT].content
-    rules = [line for line in script.splitlines() if line.startswith("ufw allow")]
+    run = dry_run_setup(role_files(stack, "monitoring"), tmp_path)
+    assert run.returncode == 0, run.stderr
+    rules = run.lines("ufw", "allow")
     opened = {(int(re.search(r"port (\d+)", r)[1]), r.split(" from ")[1].split()[0])  # type: ignore[index]
               for r in rules}  # fmt: skip
     expected = {(22, cidr) for cidr in settings.admin_cidrs}
@@ -179,20 +185,29 @@ def test_secret_files_are_0600_and_everything_else_is_not_secret(stack: str) -> 
     ("role", "path"),
     [("monitoring", units.ACTIVATE_SCRIPT), ("app", units.AGENTS_ACTIVATE_SCRIPT)],
 )
-def test_the_activation_scripts_pass_shellcheck(
+def test_the_activation_scripts_are_the_shipped_files_with_their_config_beside(
     stack: str, role: str, path: str, tmp_path: Path
 ) -> None:
-    file = role_files(stack, role)[path]
+    # The scripts themselves are shellchecked as files by scripts/test.sh.
+    files = role_files(stack, role)
+    file = files[path]
     assert file.mode == "0755"
-    script = write(tmp_path / "script", file.content)
-    result = run_tool(["shellcheck", "-f", "gcc", str(script)])
-    assert result.returncode == 0, result.stdout
+    assert file.content == script_text(Path(path).name)
+    config = files[f"{path}.env"]  # ACTIVATE_CONFIG, AGENTS_ACTIVATE_CONFIG
+    assert config.mode == "0644"
+    parsed = run_tool(["bash", "-n", str(write(tmp_path / "config", config.content))])
+    assert parsed.returncode == 0, parsed.stderr
 
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_activation_mounts_the_stack_volume_and_never_formats_one_with_data(stack: str) -> None:
-    script = role_files(stack, "monitoring")[units.ACTIVATE_SCRIPT].content
-    assert f"DEVICE=/dev/disk/by-id/scsi-0DO_Volume_clipper-{stack}-monitoring-data" in script
+    files = role_files(stack, "monitoring")
+    script = files[units.ACTIVATE_SCRIPT].content
+    config = files[units.ACTIVATE_CONFIG].content
+    assert sourced(config, "DEVICE") == [
+        f"/dev/disk/by-id/scsi-0DO_Volume_clipper-{stack}-monitoring-data"
+    ]
+    assert sourced(config, "MOUNT") == [units.DATA_MOUNT]
     lines = script.splitlines()
     mkfs = next(i for i, line in enumerate(lines) if "mkfs" in line)
     assert lines[mkfs - 1].startswith("if ! blkid")
@@ -202,22 +217,88 @@ def test_activation_mounts_the_stack_volume_and_never_formats_one_with_data(stac
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_activation_waits_until_every_container_answers(stack: str) -> None:
-    script = role_files(stack, "monitoring")[units.ACTIVATE_SCRIPT].content
-    checks = [line for line in script.splitlines() if line.startswith("curl --fail")]
-    assert len(checks) == len(MONITORING_UNITS)
-    assert f"systemctl restart {' '.join(f'clipper-{n}.service' for n in MONITORING_UNITS)}" in (
-        script
+    files = role_files(stack, "monitoring")
+    script = files[units.ACTIVATE_SCRIPT].content
+    config = files[units.ACTIVATE_CONFIG].content
+    urls = sourced(config, "HEALTH_URLS")
+    assert len(urls) == len(set(urls)) == len(MONITORING_UNITS)
+    assert sourced(config, "UNITS") == [f"clipper-{n}.service" for n in MONITORING_UNITS]
+    assert 'systemctl restart "${UNITS[@]}"' in script
+    assert 'for url in "${HEALTH_URLS[@]}"; do\n  curl --fail' in script
+
+
+# STAND-IN for the attached volume: `[ -b DEVICE ]` is true, `[ ! -b DEVICE ]` false (there is no
+# DigitalOcean volume here; every other `[` test in the script passes too).
+_VOLUME_ATTACHED = '[() { [[ $1 == "!" ]] && return 1; return 0; }\n'
+
+
+def test_activation_prepares_the_volume_then_starts_and_waits_for_each_container(
+    tmp_path: Path,
+) -> None:
+    files = role_files("staging", "monitoring")
+    config = files[units.ACTIVATE_CONFIG].content
+    run = dry_run(
+        files[units.ACTIVATE_SCRIPT], files[units.ACTIVATE_CONFIG], tmp_path,
+        bash_env=_VOLUME_ATTACHED,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    # The volume has a filesystem (blkid's stand-in succeeds): never formatted.
+    assert run.lines("mkfs.ext4") == []
+    mount = units.DATA_MOUNT
+    assert run.lines("install", "-d", "-m", "0750") == [
+        f"install -d -m 0750 -o 10001 -g 10001 {mount}/loki",
+        f"install -d -m 0750 -o 65534 -g 65534 {mount}/alertmanager",
+        f"install -d -m 0750 -o 65534 -g 65534 {mount}/prometheus",
+        f"install -d -m 0750 -o 472 -g 472 {mount}/grafana",
+    ]
+    unit_list = " ".join(f"clipper-{n}.service" for n in MONITORING_UNITS)
+    calls = [shlex.join(c) for c in run.calls]
+    restart = calls.index(f"systemctl restart {unit_list}")
+    assert calls[restart - 1] == f"systemctl enable {unit_list}"
+    # Then each container's health URL, in start order, and nothing else.
+    curls = calls[restart + 1 :]
+    assert [c.split()[-1] for c in curls] == sourced(config, "HEALTH_URLS")
+    assert all(c.startswith("curl --fail --silent --show-error") for c in curls)
+    assert run.stdout.splitlines()[-1] == "==> clipper-monitoring-activate: monitoring is up"
+
+
+def test_agents_activation_opens_alloys_port_to_the_vpc_then_starts_both_agents(
+    tmp_path: Path,
+) -> None:
+    files = role_files("production", "app")
+    run = dry_run(
+        files[units.AGENTS_ACTIVATE_SCRIPT], files[units.AGENTS_ACTIVATE_CONFIG], tmp_path
     )
+    assert run.returncode == 0, run.stderr
+    vpc = stack_settings("production").vpc_ip_range
+    assert run.lines("ufw") == [
+        f"ufw allow proto tcp from {vpc} to any port 9080 comment 'alloy from the VPC'"
+    ]
+    calls = [shlex.join(c) for c in run.calls]
+    agents = "clipper-node-exporter.service clipper-alloy.service"
+    assert calls.index("systemctl daemon-reload") < calls.index(f"systemctl restart {agents}")
+    assert [c.split()[-1] for c in calls if c.startswith("curl ")] == [
+        "http://127.0.0.1:9100/metrics", "http://127.0.0.1:9080/-/ready",
+    ]  # fmt: skip
+    assert run.stdout.splitlines()[-1] == "==> clipper-agents-activate: agents are up"
 
 
 def test_a_failing_step_stops_the_activation_script(tmp_path: Path) -> None:
     """Run the script with a volume that never appears: it stops with a clear error, before
     touching fstab or any service."""
-    text = role_files("staging", "monitoring")[units.ACTIVATE_SCRIPT].content
-    text = text.replace("seq 1 90", "seq 1 1").replace("sleep 2", "true")
-    text = re.sub(r"^DEVICE=.*$", f"DEVICE={tmp_path}/no-such-volume", text, flags=re.M)
-    script = write(tmp_path / "activate", text)
-    result = run_tool(["bash", str(script)])
+    files = role_files("staging", "monitoring")
+    script, config = files[units.ACTIVATE_SCRIPT], files[units.ACTIVATE_CONFIG]
+    # Not three minutes of waiting: one look for the volume.
+    text = script.content.replace("seq 1 90", "seq 1 1").replace("sleep 2", "true")
+    assert text != script.content
+    device = re.sub(
+        r"(?m)^DEVICE=.*$", f"DEVICE={tmp_path}/no-such-volume", config.content, count=1
+    )
+    assert device != config.content
+    path = install_beside(
+        replace(script, content=text), replace(config, content=device), tmp_path / "sbin"
+    )
+    result = run_tool(["bash", str(path)])
     assert result.returncode == 1
     assert "the monitoring volume is not attached" in result.stderr
     assert "filesystem and mount" not in result.stdout
@@ -239,37 +320,49 @@ def test_alloy_reads_host_logs_read_only_and_names_its_host(stack: str) -> None:
     assert "RequiresMountsFor" not in unit
 
 
-def _retire_step(script: str, unit_dir: Path) -> str:
-    """The activation script's retire step alone, pointed at `unit_dir` instead of
-    /etc/systemd/system (the rest of the script needs a real host)."""
+def _retire_step(script: str, config: str, unit_dir: Path) -> str:
+    """The activation script's retire step alone, with its config, pointed at `unit_dir`
+    instead of /etc/systemd/system (the rest of the script needs a real host)."""
     lines = script.splitlines()
     start = lines.index('step "retire containers this host no longer runs"')
     end = lines.index("done", start)
     body = "\n".join(lines[start : end + 1]).replace("/etc/systemd/system", str(unit_dir))
-    return f'set -euo pipefail\nstep() {{ echo "$*"; }}\n{body}\n'
+    return f'set -euo pipefail\n{config}\nstep() {{ echo "$*"; }}\n{body}\n'
 
 
+# Both activation scripts carry the same retire step (each script is whole on its own): both
+# are run, so the two copies cannot drift apart.
+@pytest.mark.parametrize(
+    ("role", "path", "config_path"),
+    [
+        ("app", units.AGENTS_ACTIVATE_SCRIPT, units.AGENTS_ACTIVATE_CONFIG),
+        ("monitoring", units.ACTIVATE_SCRIPT, units.ACTIVATE_CONFIG),
+    ],
+)
 def test_activation_retires_a_container_unit_the_renderer_no_longer_declares(
-    tmp_path: Path,
+    role: str, path: str, config_path: str, tmp_path: Path
 ) -> None:
-    """An app host that ran another log shipper from a unit of ours: its unit is stopped and
-    removed; Alloy's own unit and units from elsewhere (no header: backups) stay. `systemctl`
-    is a stand-in on PATH that records its arguments (no systemd in a test)."""
+    """A host that ran another log shipper from a unit of ours: its unit is stopped and
+    removed; the host's own units (Alloy's on an app host) and units from elsewhere (no header:
+    backups) stay. `systemctl` is a stand-in on PATH that records its arguments (no systemd in
+    a test)."""
+    files = role_files("staging", role)
+    config = files[config_path].content
+    own = sourced(config, "UNITS")[-1]
     units_dir, bin_dir = tmp_path / "units", tmp_path / "bin"
     units_dir.mkdir()
     old = write(units_dir / "clipper-oldshipper.service", units.UNIT_HEADER + "\n[Unit]\n")
-    alloy = write(units_dir / "clipper-alloy.service", units.UNIT_HEADER + "\n[Unit]\n")
+    kept = write(units_dir / own, units.UNIT_HEADER + "\n[Unit]\n")
     backup = write(units_dir / "clipper-backup.service", "[Unit]\nDescription=backup\n")
     log = tmp_path / "systemctl.log"
     write(bin_dir / "systemctl", f'#!/bin/sh\necho "$*" >> {log}\n').chmod(0o755)
-    script = role_files("staging", "app")[units.AGENTS_ACTIVATE_SCRIPT].content
-    step = write(tmp_path / "retire.sh", _retire_step(script, units_dir))
+    step = write(tmp_path / "retire.sh", _retire_step(files[path].content, config, units_dir))
     result = subprocess.run(
         ["bash", str(step)], capture_output=True, text=True, timeout=30, check=False,
         env={**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"},
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert not old.exists() and alloy.exists() and backup.exists()
+    assert not old.exists() and kept.exists() and backup.exists()
     assert log.read_text() == "disable --now clipper-oldshipper.service\n"
     assert "retired clipper-oldshipper.service" in result.stdout
 
@@ -298,5 +391,6 @@ def test_node_exporter_is_the_pinned_container_reading_the_host_scripts_textfile
     assert BACKUP_METRICS_FILE.startswith(NODE_EXPORTER_TEXTFILE_DIR + "/")
     user_data = role_files(stack, role)[USER_DATA_PATH].content
     assert "prometheus-node-exporter" not in user_data  # the distribution's package is gone
-    script = role_files(stack, role)[SETUP_SCRIPT].content
-    assert NODE_EXPORTER_TEXTFILE_DIR in script  # created at boot, before any host script runs
+    config = role_files(stack, role)[SETUP_CONFIG].content
+    # Created at boot, before any host script runs.
+    assert NODE_EXPORTER_TEXTFILE_DIR in sourced(config, "HOST_DIRS")

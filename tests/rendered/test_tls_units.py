@@ -1,12 +1,11 @@
 """The TLS files of a host that ends TLS itself: systemd units checked by `systemd-analyze
-verify`, shell scripts by shellcheck, and the placeholder and deploy-hook scripts run for real
+verify`, the static scripts' config, and the placeholder and deploy-hook scripts run for real
 (the issuance script runs against live nginx in tests/host/test_tls_issuance.py)."""
 
 from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import pytest
 
 from components.host_files import HostFile
 from components.host_layout import under_root
+from components.renderers.host_scripts import script_text
 from components.renderers.tls import (
     CERTBOT,
     ISSUE_UNIT,
@@ -21,11 +21,13 @@ from components.renderers.tls import (
     PLACEHOLDER_MARKER,
     PLACEHOLDER_SCRIPT,
     RENEW_UNIT,
+    TLS_CONFIG,
     certificate_paths,
     tls_host_files,
 )
 from components.settings import Settings
 from tests.support.edge import install_host_files, stack_settings
+from tests.support.host_scripts import sourced
 
 
 @pytest.fixture(scope="module")
@@ -147,21 +149,26 @@ def test_renewal_and_issuance_are_skipped_in_the_right_state(settings: Settings)
 # ---------------------------------------------------------------- shell scripts
 
 
-def test_shellcheck_passes_every_rendered_script(settings: Settings, tmp_path: Path) -> None:
-    shellcheck = shutil.which("shellcheck")
-    assert shellcheck, "shellcheck missing: run scripts/install-test-deps.sh"
-    scripts = _scripts(tls_host_files(settings))
-    assert len(scripts) == 3
+def test_the_scripts_are_the_shipped_files_and_their_config_follows_the_stack(
+    settings: Settings, tmp_path: Path
+) -> None:
+    # The scripts are static (components/renderers/scripts/, shellchecked by scripts/test.sh and
+    # tests/rendered/test_host_scripts.py); the stack's domain and certbot's paths are in
+    # TLS_CONFIG beside them, relocated with the files.
+    files = tls_host_files(settings, root=str(tmp_path), http_port=8080)
+    scripts = _scripts(files)
+    assert [Path(f.path).name for f in scripts] == [
+        "clipper-tls-placeholder", "clipper-tls-issue", "clipper-tls-reload-nginx",
+    ]  # fmt: skip
     for script in scripts:
-        target = tmp_path / Path(script.path).name
-        target.write_text(script.content)
-        proc = subprocess.run(
-            [shellcheck, "-f", "gcc", "-S", "style", str(target)],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        assert proc.returncode == 0, proc.stdout
+        assert script.content == script_text(Path(script.path).name)
+    (config,) = [f for f in files if f.path == TLS_CONFIG]
+    assert Path(TLS_CONFIG).parent == Path(PLACEHOLDER_SCRIPT).parent
+    cert = certificate_paths(settings.domain, str(tmp_path))
+    assert sourced(config.content, "DOMAIN") == [settings.domain]
+    assert sourced(config.content, "LIVE_DIR") == [cert.live_dir]
+    assert sourced(config.content, "HTTP_PORT") == ["8080"]
+    assert sourced(config.content, "EX_TEMPFAIL") == ["75"]
 
 
 # ---------------------------------------------------------------- the placeholder, for real
