@@ -41,8 +41,14 @@ INSTALL_DIRS: tuple[str, ...] = ("/usr/local/lib/clipper/",)
 # ... and files named clipper-* directly in these (scripts and systemd units).
 INSTALL_NAMED_DIRS: tuple[str, ...] = ("/usr/local/bin", "/usr/local/sbin", "/etc/systemd/system")
 INSTALL_NAME_PREFIX = "clipper-"
-# Never: the installer itself and the setup script that cloud-init ran.
-INSTALL_NEVER: tuple[str, ...] = (INSTALLER_PATH, "/usr/local/sbin/clipper-host-setup")
+# Never: the installer itself, and the setup script that cloud-init ran and the config it
+# sources (renderers/cloud_init.py): the deploy user must not choose what a re-run of the setup
+# executes as root.
+INSTALL_NEVER: tuple[str, ...] = (
+    INSTALLER_PATH,
+    "/usr/local/sbin/clipper-host-setup",
+    "/usr/local/sbin/clipper-host-setup.env",
+)
 
 
 def installer_allows(path: str) -> bool:

@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from components.host.remote_files import bundle
-from components.renderers import sudoers
+from components.renderers import cloud_init, sudoers
 from tests.support.program import of_role, plain, stack_run
 
 STACKS = ["staging", "production"]
@@ -107,7 +107,8 @@ def test_the_installer_accepts_every_path_the_program_installs(stack: str) -> No
 @pytest.mark.parametrize(
     "path",
     ["/etc/sudoers.d/evil", "/etc/clipper/../shadow", "/root/.ssh/authorized_keys", "etc/clipper/x",
-     "/usr/local/bin/nginx", sudoers.INSTALLER_PATH, "/etc/systemd/system/ssh.service"],
+     "/usr/local/bin/nginx", sudoers.INSTALLER_PATH, "/etc/systemd/system/ssh.service",
+     cloud_init.SETUP_SCRIPT, cloud_init.SETUP_CONFIG],
 )  # fmt: skip
 def test_the_installer_refuses_paths_outside_its_allowlist(path: str) -> None:
     assert not sudoers.installer_allows(path)
