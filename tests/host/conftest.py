@@ -15,6 +15,7 @@ import pytest
 
 from tests.support.data_stores import PostgresServer, ValkeyServer
 from tests.support.docker import DockerEngine
+from tests.support.imitation_host import imitation_host_image
 from tests.support.release_host import AppHost, ReleaseImages, build_release_images
 
 
@@ -52,3 +53,9 @@ def app_host_on_v1(app_host: AppHost) -> AppHost:
     assert proc.returncode == 0, f"baseline deploy failed:\n{proc.stdout}\n{proc.stderr}"
     assert host.wait_stable("v1"), host.nginx_errors()
     return host
+
+
+@pytest.fixture(scope="session")
+def app_host_image(docker_engine: DockerEngine, base_image: str) -> str:
+    """The imitation droplet's image (tests/support/imitation_host.py), built once per engine."""
+    return imitation_host_image(docker_engine, base_image)

@@ -20,11 +20,6 @@ from collections.abc import Iterator
 import pytest
 
 from components import host_layout
-from tests.host.test_release_over_ssh import (
-    _CLOUD_INIT_SHIM,
-    _HOST_SETUP,
-    app_host_image,  # noqa: F401 (the droplet image fixture, built once per machine)
-)
 from tests.support import DockerEngine, PostgresServer, ValkeyServer, wait_until
 from tests.support.fleet_hosts import (
     Fleet,
@@ -36,6 +31,7 @@ from tests.support.fleet_hosts import (
     start_droplet,
     write_access_files,
 )
+from tests.support.imitation_host import CLOUD_INIT_SHIM, HOST_SETUP
 from tests.support.load import LoadGenerator
 from tests.support.release_host import ReleaseImages
 
@@ -45,7 +41,7 @@ pytestmark = [pytest.mark.host, pytest.mark.slow]
 @pytest.fixture(scope="module")
 def fleet(
     docker_engine: DockerEngine,
-    app_host_image: str,  # noqa: F811 (the imported fixture)
+    app_host_image: str,
     postgres_server: PostgresServer,
     valkey_server: ValkeyServer,
     release_images: ReleaseImages,
@@ -62,7 +58,7 @@ def fleet(
             droplet = start_droplet(
                 docker_engine, app_host_image, name=f"app-{n}", token=token,
                 public_key=(workdir / "deploy_key.pub").read_text().strip(),
-                host_setup=_HOST_SETUP, cloud_init_shim=_CLOUD_INIT_SHIM,
+                host_setup=HOST_SETUP, cloud_init_shim=CLOUD_INIT_SHIM,
             )  # fmt: skip
             droplets.append(droplet)
             install_host_package(droplet, backups=n == 1)

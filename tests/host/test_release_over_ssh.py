@@ -46,21 +46,22 @@ from tests.support import (
     PostgresServer,
     ServiceError,
     ValkeyServer,
-    cache_dir,
-    file_lock,
     free_port,
     make_tls_files,
     wait_for_port,
 )
 from tests.support.first_boot import env_values
-from tests.support.fleet_hosts import SITE_SHIM
+from tests.support.imitation_host import (
+    CLOUD_INIT_SHIM,
+    HOST_SETUP,
+    SITE_SHIM,
+)
 from tests.support.pgbouncer import PgBouncerPool, PoolLogin
 from tests.support.program import custom_run, default_secrets, plain
 from tests.support.release_host import ReleaseImages
 
 pytestmark = [pytest.mark.host, pytest.mark.slow]
 
-APP_HOST_IMAGE = "local/clipper-apphost:1"
 COMMAND = "command:remote:Command"
 HOST = "app-1"
 STEPS = ("ready", "scripts-install", "env-install", "deploy")
@@ -76,49 +77,6 @@ DEPLOY_CONTAINERS = (
     "clipper-migrate",
     "clipper-migrations-copy",
 )
-
-# What a droplet has that the Debian base image lacks (Ubuntu's cloud-init installs the rest).
-_APP_HOST_DOCKERFILE = """\
-FROM {base}
-RUN apt-get update -q \\
- && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \\
-      openssh-server nginx-light sudo python3 \\
- && rm -rf /var/lib/apt/lists/* /etc/nginx/sites-enabled/default
-"""
-
-# TEST SHIM: a container has no cloud-init; the droplet's is done when the commands connect.
-_CLOUD_INIT_SHIM = """#!/bin/sh
-# TEST SHIM for cloud-init (tests/host/test_release_over_ssh.py): the container is set up.
-if [ "$1" = status ]; then echo "status: done"; exit 0; fi
-echo "cloud-init test shim: only 'status' is answered" >&2; exit 1
-"""
-
-
-# What cloud-init's users module and setup script leave behind, reduced to this test's needs.
-_HOST_SETUP = """\
-set -eu
-useradd --create-home --shell /bin/bash deploy
-install -d -m 0700 -o deploy -g deploy /home/deploy/.ssh
-printf '%s\\n' "$DEPLOY_PUBLIC_KEY" > /home/deploy/.ssh/authorized_keys
-chown deploy:deploy /home/deploy/.ssh/authorized_keys
-chmod 0600 /home/deploy/.ssh/authorized_keys
-printf 'deploy ALL=(ALL) NOPASSWD:ALL\\n' > /etc/sudoers.d/90-cloud-init-users
-chmod 0440 /etc/sudoers.d/90-cloud-init-users
-printf '%s' "$CLOUD_INIT_SHIM" > /usr/local/bin/cloud-init
-printf '%s' "$FILE_INSTALLER" > "$FILE_INSTALLER_PATH"
-chmod 0755 "$FILE_INSTALLER_PATH"
-chmod 0755 /usr/local/bin/cloud-init
-install -d -m 0755 "$(dirname "$HOST_READY")"
-mkdir -p "$(dirname "$INCLUDE")"
-printf '%s' "$INITIAL_INCLUDE" > "$INCLUDE"
-printf '%s' "$SITE" > /etc/nginx/conf.d/clipper.conf
-nginx -t -q
-nginx
-mkdir -p /run/sshd
-/usr/sbin/sshd -p "$SSH_PORT" -o ListenAddress=127.0.0.1 -o PasswordAuthentication=no \\
-  -o PermitRootLogin=no -E /var/log/sshd.log
-touch "$HOST_READY"
-"""
 
 
 def _docker(engine: DockerEngine, *args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
@@ -349,17 +307,6 @@ class Droplet:
         return _docker(self.engine, "exec", self.name, *argv).stdout
 
 
-@pytest.fixture(scope="module")
-def app_host_image(docker_engine: DockerEngine, base_image: str) -> str:
-    with file_lock(cache_dir() / "apphost-image.lock"):
-        if not docker_engine.image_exists(APP_HOST_IMAGE):
-            _docker(
-                docker_engine, "build", "-q", "--network", "host", "-t", APP_HOST_IMAGE, "-",
-                input=_APP_HOST_DOCKERFILE.format(base=base_image), timeout=900,
-            )  # fmt: skip
-    return APP_HOST_IMAGE
-
-
 def _ports_free(*ports: int) -> list[int]:
     taken = []
     for port in ports:
@@ -395,7 +342,7 @@ def droplet(docker_engine: DockerEngine, app_host_image: str, world: World) -> I
 
         setup_env = {
             "DEPLOY_PUBLIC_KEY": (keys / "id.pub").read_text().strip(),
-            "CLOUD_INIT_SHIM": _CLOUD_INIT_SHIM,
+            "CLOUD_INIT_SHIM": CLOUD_INIT_SHIM,
             # What cloud-init writes on every host (components/renderers/sudoers.py).
             "FILE_INSTALLER": render_file_installer(),
             "FILE_INSTALLER_PATH": INSTALLER_PATH,
@@ -412,7 +359,7 @@ def droplet(docker_engine: DockerEngine, app_host_image: str, world: World) -> I
         env_args = [arg for key in setup_env for arg in ("-e", key)]
         subprocess.run(
             ["docker", "exec", "-i", *env_args, name, "sh", "-s"],
-            input=_HOST_SETUP, text=True, capture_output=True, check=True,
+            input=HOST_SETUP, text=True, capture_output=True, check=True,
             env={**docker_engine.env, **setup_env}, timeout=60,
         )  # fmt: skip
         assert wait_for_port("127.0.0.1", ssh_port, 10), "sshd in the droplet did not listen"

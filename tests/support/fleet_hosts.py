@@ -1,9 +1,9 @@
 """Two app "droplets" reachable over real SSH, for the fleet command's tests.
 
-Each droplet is a container from the end-to-end test's app-host image (sshd, nginx, sudo,
-python3, the docker CLI on the test engine's socket, host network), set up by that test's own
-host script (`_HOST_SETUP`: the `deploy` user with the test key and sudo, sshd on a loopback
-port, nginx on the active-colour include). Here each also gets the real host package
+Each droplet is an imitation droplet (tests/support/imitation_host.py: sshd, nginx, sudo,
+python3, the docker CLI on the test engine's socket, host network), set up by its HOST_SETUP
+(the `deploy` user with the test key and sudo, sshd on a loopback port, nginx on the
+active-colour include). Here each also gets the real host package
 (`clipper-release`, and `clipper-backup` on app-1), a deploy.json rendered by
 `components.renderers.deploy_config` for its own loopback ports and container prefix, and the
 env files rendered by the Pulumi side's renderers. Both hosts share one PostgreSQL database
@@ -43,33 +43,13 @@ from components.renderers.sudoers import INSTALLER_PATH, render_file_installer
 
 from .data_stores import PostgresServer, ValkeyServer
 from .docker import DockerEngine
+from .imitation_host import SITE_SHIM
 from .procs import free_port, wait_for_port
 from .program import settings_for
 from .release_host import ReleaseImages
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 HOSTSCRIPTS = PROJECT_DIR / "hostscripts"
-
-# TEST SHIM for the edge's site, on the imitation hosts of this module and of
-# tests/host/test_release_over_ssh.py: the real site ends TLS with certbot's certificate on :443;
-# this one proxies plain HTTP on a loopback port, through the same active-colour include.
-SITE_SHIM = """\
-include {include};
-server {{
-    listen 127.0.0.1:{port};
-    access_log {access_log};
-    location ~ ^/(api/|health$|health/) {{
-        proxy_pass http://clipper_backend;
-        proxy_http_version 1.1;
-        proxy_set_header Connection "";
-    }}
-    location / {{
-        proxy_pass http://clipper_frontend;
-        proxy_http_version 1.1;
-        proxy_set_header Connection "";
-    }}
-}}
-"""
 
 
 @dataclass(frozen=True)
