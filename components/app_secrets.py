@@ -97,37 +97,8 @@ class AppSecrets(pulumi.ComponentResource):
             length=32,
             opts=pulumi.ResourceOptions(parent=self, protect=settings.db_protect),
         )
-        if secrets.jwt_private_key is not None and secrets.jwt_public_key is not None:
-            jwt_private = _unix_line_ends(secrets.jwt_private_key)
-            jwt_public = _unix_line_ends(secrets.jwt_public_key)
-        else:
-            jwt_key = tls.PrivateKey(
-                f"{name}-jwt-key",
-                algorithm="RSA",
-                rsa_bits=2048,
-                opts=pulumi.ResourceOptions(parent=self),
-            )
-            jwt_private, jwt_public = jwt_key.private_key_pem, jwt_key.public_key_pem
-
-        def optional(value: pulumi.Output[str] | None) -> pulumi.Output[Any]:
-            return value if value is not None else pulumi.Output.from_input(None)
-
-        secret_values = pulumi.Output.all(
-            redis_password=args.cache_password,
-            jwt_private_key=jwt_private,
-            jwt_public_key=jwt_public,
-            mfa_encryption_key=mfa_key.base64,
-            twitch_client_secret=secrets.twitch_client_secret,
-            stripe_secret_key=optional(secrets.stripe_secret_key),
-            stripe_webhook_secret=optional(secrets.stripe_webhook_secret),
-            sendgrid_api_key=optional(secrets.sendgrid_api_key),
-            openai_api_key=optional(secrets.openai_api_key),
-            sentry_dsn=optional(secrets.sentry_dsn),
-            opensearch_password=optional(secrets.opensearch_password),
-            stripe_webhook_secret_alt=optional(secrets.stripe_webhook_secret_alt),
-            stripe_webhook_secrets=optional(secrets.stripe_webhook_secrets),
-            sendgrid_webhook_public_key=optional(secrets.sendgrid_webhook_public_key),
-        ).apply(lambda values: BackendSecretValues(**values))
+        jwt_private, jwt_public = self._jwt_key_pair(name, secrets)
+        secret_values = _backend_secret_values(args, jwt_private, jwt_public, mfa_key.base64)
 
         backend_text = pulumi.Output.all(_login(args.app_database), secret_values).apply(
             lambda v: render_env_file(
@@ -155,3 +126,47 @@ class AppSecrets(pulumi.ComponentResource):
                 "env_sha256": self.env_sha256,
             }
         )
+
+    def _jwt_key_pair(
+        self, name: str, secrets: Secrets
+    ) -> tuple[pulumi.Output[str], pulumi.Output[str]]:
+        """The stack's own PEM pair when it sets both halves, else a generated RSA 2048 key."""
+        if secrets.jwt_private_key is not None and secrets.jwt_public_key is not None:
+            return _unix_line_ends(secrets.jwt_private_key), _unix_line_ends(secrets.jwt_public_key)
+        jwt_key = tls.PrivateKey(
+            f"{name}-jwt-key",
+            algorithm="RSA",
+            rsa_bits=2048,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        return jwt_key.private_key_pem, jwt_key.public_key_pem
+
+
+def _optional(value: pulumi.Output[str] | None) -> pulumi.Output[Any]:
+    return value if value is not None else pulumi.Output.from_input(None)
+
+
+def _backend_secret_values(
+    args: AppSecretsArgs,
+    jwt_private: pulumi.Output[str],
+    jwt_public: pulumi.Output[str],
+    mfa_key: pulumi.Output[str],
+) -> pulumi.Output[BackendSecretValues]:
+    """Every secret the backend reads, resolved together (unset optional ones as None)."""
+    secrets = args.secrets
+    return pulumi.Output.all(
+        redis_password=args.cache_password,
+        jwt_private_key=jwt_private,
+        jwt_public_key=jwt_public,
+        mfa_encryption_key=mfa_key,
+        twitch_client_secret=secrets.twitch_client_secret,
+        stripe_secret_key=_optional(secrets.stripe_secret_key),
+        stripe_webhook_secret=_optional(secrets.stripe_webhook_secret),
+        sendgrid_api_key=_optional(secrets.sendgrid_api_key),
+        openai_api_key=_optional(secrets.openai_api_key),
+        sentry_dsn=_optional(secrets.sentry_dsn),
+        opensearch_password=_optional(secrets.opensearch_password),
+        stripe_webhook_secret_alt=_optional(secrets.stripe_webhook_secret_alt),
+        stripe_webhook_secrets=_optional(secrets.stripe_webhook_secrets),
+        sendgrid_webhook_public_key=_optional(secrets.sendgrid_webhook_public_key),
+    ).apply(lambda values: BackendSecretValues(**values))

@@ -110,49 +110,13 @@ class AppServers(pulumi.ComponentResource):
         )
         self.tag = args.tags.role
         servers = args.servers
-        backup_policy = (
-            do.DropletBackupPolicyArgs(
-                plan=servers.app_backup_plan,
-                weekday=servers.app_backup_weekday if servers.app_backup_plan == "weekly" else None,
-                hour=servers.app_backup_hour,
-            )
-            if servers.app_backups
-            else None
-        )
+        backup_policy = _backup_policy(servers)
         # Off: a user-data change leaves running droplets alone (roll them one at a time, README).
         ignore = [] if servers.app_replace_on_user_data_change else list(BUILD_INPUTS)
-
-        self.droplets = []
-        for number in range(1, servers.app_count + 1):
-            droplet_name = f"clipper-{args.identity.environment}-app-{number}"
-            droplet = do.Droplet(
-                f"{name}-{number}",
-                name=droplet_name,
-                region=args.identity.region,
-                size=servers.app_size,
-                image=servers.app_image,
-                vpc_uuid=args.vpc_id,
-                ipv6=servers.app_ipv6,
-                monitoring=True,
-                ssh_keys=list(args.access.ssh_key_fingerprints),
-                tags=[args.tags.role, args.tags.environment],
-                user_data=args.user_data,
-                backups=servers.app_backups,
-                backup_policy=backup_policy,
-                graceful_shutdown=True,
-                opts=pulumi.ResourceOptions(parent=self, ignore_changes=ignore),
-            )
-            self.droplets.append(
-                AppDroplet(
-                    name=droplet_name,
-                    id=droplet.id,
-                    urn=droplet.droplet_urn,
-                    public_ipv4=droplet.ipv4_address,
-                    private_ipv4=droplet.ipv4_address_private,
-                    public_ipv6=droplet.ipv6_address if servers.app_ipv6 else None,
-                    resource=droplet,
-                )
-            )
+        self.droplets = [
+            self._droplet(name, number, args, backup_policy, ignore)
+            for number in range(1, servers.app_count + 1)
+        ]
         self.droplet_urns = [d.urn for d in self.droplets]
         self.private_ipv4s = [d.private_ipv4 for d in self.droplets]
         self.public_ipv4s = [d.public_ipv4 for d in self.droplets]
@@ -163,3 +127,52 @@ class AppServers(pulumi.ComponentResource):
                 "public_ipv4s": self.public_ipv4s,
             }
         )
+
+    def _droplet(
+        self,
+        name: str,
+        number: int,
+        args: AppServersArgs,
+        backup_policy: do.DropletBackupPolicyArgs | None,
+        ignore: list[str],
+    ) -> AppDroplet:
+        """App host number `number`: `clipper-<env>-app-<n>`, both tags, the stack's user-data."""
+        servers = args.servers
+        droplet_name = f"clipper-{args.identity.environment}-app-{number}"
+        droplet = do.Droplet(
+            f"{name}-{number}",
+            name=droplet_name,
+            region=args.identity.region,
+            size=servers.app_size,
+            image=servers.app_image,
+            vpc_uuid=args.vpc_id,
+            ipv6=servers.app_ipv6,
+            monitoring=True,
+            ssh_keys=list(args.access.ssh_key_fingerprints),
+            tags=[args.tags.role, args.tags.environment],
+            user_data=args.user_data,
+            backups=servers.app_backups,
+            backup_policy=backup_policy,
+            graceful_shutdown=True,
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=ignore),
+        )
+        return AppDroplet(
+            name=droplet_name,
+            id=droplet.id,
+            urn=droplet.droplet_urn,
+            public_ipv4=droplet.ipv4_address,
+            private_ipv4=droplet.ipv4_address_private,
+            public_ipv6=droplet.ipv6_address if servers.app_ipv6 else None,
+            resource=droplet,
+        )
+
+
+def _backup_policy(servers: AppServerSettings) -> do.DropletBackupPolicyArgs | None:
+    """DigitalOcean's droplet backups when `appBackups` is on (the weekday only when weekly)."""
+    if not servers.app_backups:
+        return None
+    return do.DropletBackupPolicyArgs(
+        plan=servers.app_backup_plan,
+        weekday=servers.app_backup_weekday if servers.app_backup_plan == "weekly" else None,
+        hour=servers.app_backup_hour,
+    )

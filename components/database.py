@@ -108,7 +108,7 @@ class ManagedPostgres(pulumi.ComponentResource):
             formerly("clipper:data:ManagedPostgres", opts),
         )
         child = pulumi.ResourceOptions(parent=self)
-        db, env = args.database, args.identity.environment
+        db = args.database
         cluster = managed_cluster(
             name, self, args.cluster(), engine="pg", label="pg",
             # Production data: a `pulumi destroy` or a bad diff cannot drop it.
@@ -125,7 +125,22 @@ class ManagedPostgres(pulumi.ComponentResource):
             f"{name}-database", cluster_id=cluster.id, name=APP_DATABASE, opts=child
         )
         user = do.DatabaseUser(f"{name}-app-user", cluster_id=cluster.id, name=APP_USER, opts=child)
+        self._expose_primary(cluster, database, user)
+        self._connect_app(name, db, cluster=cluster, database=database, user=user, child=child)
+        self.replica_host = _read_replica(name, args, cluster, child)
+        self.register_outputs(
+            {
+                "cluster_id": self.cluster_id,
+                "host": self.host,
+                "app_host": self.app_host,
+                "app_database": self.app_database,
+            }
+        )
 
+    def _expose_primary(
+        self, cluster: do.DatabaseCluster, database: do.DatabaseDb, user: do.DatabaseUser
+    ) -> None:
+        """The primary's address, the app's login and the admin's, as attributes."""
         self.cluster_id = cluster.id
         self.cluster_urn = cluster.cluster_urn
         self.host = cluster.private_host
@@ -142,6 +157,17 @@ class ManagedPostgres(pulumi.ComponentResource):
             ).apply(lambda v: _uri(v[0], v[1], v[2], int(v[3]), v[4]))
         )
 
+    def _connect_app(
+        self,
+        name: str,
+        db: DatabaseSettings,
+        *,
+        cluster: do.DatabaseCluster,
+        database: do.DatabaseDb,
+        user: do.DatabaseUser,
+        child: pulumi.ResourceOptions,
+    ) -> None:
+        """The app's connection path (`dbConnection`): the session pool, or the primary."""
         self.pool_name = self.pool_host = self.pool_port = None
         if db.db_connection == "session-pool":
             pool = do.DatabaseConnectionPool(
@@ -170,25 +196,22 @@ class ManagedPostgres(pulumi.ComponentResource):
             ).apply(lambda v: _uri(v[0], v[1], v[2], int(v[3]), v[4]))
         )
 
-        self.replica_host = None
-        if db.db_read_replica:
-            replica = do.DatabaseReplica(
-                f"{name}-replica",
-                cluster_id=cluster.id,
-                name=f"clipper-{env}-pg-replica",
-                size=db.db_read_replica_size,
-                region=args.identity.region,
-                private_network_uuid=args.vpc_id,
-                tags=[f"clipper-{env}"],
-                opts=child,
-            )
-            self.replica_host = replica.private_host
 
-        self.register_outputs(
-            {
-                "cluster_id": self.cluster_id,
-                "host": self.host,
-                "app_host": self.app_host,
-                "app_database": self.app_database,
-            }
-        )
+def _read_replica(
+    name: str, args: ManagedPostgresArgs, cluster: do.DatabaseCluster, child: pulumi.ResourceOptions
+) -> pulumi.Output[str] | None:
+    """The optional read replica in the same VPC; its private host, or None without one."""
+    db, env = args.database, args.identity.environment
+    if not db.db_read_replica:
+        return None
+    replica = do.DatabaseReplica(
+        f"{name}-replica",
+        cluster_id=cluster.id,
+        name=f"clipper-{env}-pg-replica",
+        size=db.db_read_replica_size,
+        region=args.identity.region,
+        private_network_uuid=args.vpc_id,
+        tags=[f"clipper-{env}"],
+        opts=child,
+    )
+    return replica.private_host

@@ -94,19 +94,9 @@ class Entry(pulumi.ComponentResource):
 
     def _load_balancer(self, name: str, args: EntryArgs) -> None:
         child = pulumi.ResourceOptions(parent=self)
-        env, domain, edge = args.identity.environment, args.identity.domain, args.edge
+        env, edge = args.identity.environment, args.edge
         ipv6 = args.droplet_ipv6 is not None
-        domains = [domain, f"www.{domain}"]
-        # The name follows the domains: a new certificate (new name) is created and swapped
-        # into the load balancer before the old one, still in use until then, is deleted.
-        digest = hashlib.sha256(",".join(domains).encode()).hexdigest()[:8]
-        certificate = do.Certificate(
-            f"{name}-certificate",
-            name=f"clipper-{env}-{digest}",
-            type="lets_encrypt",
-            domains=domains,
-            opts=child,
-        )
+        certificate = _managed_certificate(name, args, child)
         lb = do.LoadBalancer(
             f"{name}-lb",
             name=f"clipper-{env}",
@@ -115,19 +105,7 @@ class Entry(pulumi.ComponentResource):
             size_unit=edge.lb_size_unit,
             network_stack="DUALSTACK" if ipv6 else "IPV4",
             droplet_tag=args.droplet_tag,
-            forwarding_rules=[
-                do.LoadBalancerForwardingRuleArgs(
-                    entry_protocol="https",
-                    entry_port=443,
-                    target_protocol="http",
-                    target_port=80,
-                    certificate_name=certificate.name,
-                ),
-                # Only so that :80 exists to redirect; redirect_http_to_https answers it.
-                do.LoadBalancerForwardingRuleArgs(
-                    entry_protocol="http", entry_port=80, target_protocol="http", target_port=80
-                ),
-            ],
+            forwarding_rules=_forwarding_rules(certificate.name),
             redirect_http_to_https=True,
             tls_cipher_policy="STRONG",
             enable_proxy_protocol=True,
@@ -140,15 +118,7 @@ class Entry(pulumi.ComponentResource):
                 cookie_name=STICKY_COOKIE,
                 cookie_ttl_seconds=args.sticky_ttl_seconds,
             ),
-            healthcheck=do.LoadBalancerHealthcheckArgs(
-                protocol="http",
-                port=80,
-                path=HEALTH_PATH,
-                check_interval_seconds=10,
-                response_timeout_seconds=5,
-                unhealthy_threshold=3,
-                healthy_threshold=2,
-            ),
+            healthcheck=_health_check(),
             # DNS records are ours (components/dns.py): the LB must not create its own.
             disable_lets_encrypt_dns_records=True,
             opts=child,
@@ -157,3 +127,53 @@ class Entry(pulumi.ComponentResource):
         self.ipv6 = lb.ipv6 if ipv6 else None
         self.resource_urn = lb.load_balancer_urn
         self.load_balancer_id = lb.id
+
+
+def _managed_certificate(
+    name: str, args: EntryArgs, child: pulumi.ResourceOptions
+) -> do.Certificate:
+    """DigitalOcean's Let's Encrypt certificate for the domain and www."""
+    domain = args.identity.domain
+    domains = [domain, f"www.{domain}"]
+    # The name follows the domains: a new certificate (new name) is created and swapped
+    # into the load balancer before the old one, still in use until then, is deleted.
+    digest = hashlib.sha256(",".join(domains).encode()).hexdigest()[:8]
+    return do.Certificate(
+        f"{name}-certificate",
+        name=f"clipper-{args.identity.environment}-{digest}",
+        type="lets_encrypt",
+        domains=domains,
+        opts=child,
+    )
+
+
+def _forwarding_rules(
+    certificate_name: pulumi.Input[str],
+) -> list[do.LoadBalancerForwardingRuleArgs]:
+    """HTTPS ends at the load balancer and goes on as HTTP to nginx's :80."""
+    return [
+        do.LoadBalancerForwardingRuleArgs(
+            entry_protocol="https",
+            entry_port=443,
+            target_protocol="http",
+            target_port=80,
+            certificate_name=certificate_name,
+        ),
+        # Only so that :80 exists to redirect; redirect_http_to_https answers it.
+        do.LoadBalancerForwardingRuleArgs(
+            entry_protocol="http", entry_port=80, target_protocol="http", target_port=80
+        ),
+    ]
+
+
+def _health_check() -> do.LoadBalancerHealthcheckArgs:
+    """nginx's :80 answering the backend's readiness path (PROXY protocol, like the traffic)."""
+    return do.LoadBalancerHealthcheckArgs(
+        protocol="http",
+        port=80,
+        path=HEALTH_PATH,
+        check_interval_seconds=10,
+        response_timeout_seconds=5,
+        unhealthy_threshold=3,
+        healthy_threshold=2,
+    )

@@ -17,7 +17,7 @@ import json
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -185,6 +185,13 @@ def do_logs(runner: SshRunner, hosts: Sequence[FleetHost], args: Any) -> int:
             remote = commands.container_logs(container, args.since, args.lines, args.follow)
         return runner.run(host, remote, on_line=show, timeout=None if args.follow else 120)
 
+    return _run_on_each_host(runner, hosts, one)
+
+
+def _run_on_each_host(
+    runner: SshRunner, hosts: Sequence[FleetHost], one: Callable[[FleetHost], HostRun]
+) -> int:
+    """`one(host)` on every host at once; Ctrl-C (how `--follow` ends) closes every session."""
     runs: dict[str, HostRun] = {}
     workers = [
         threading.Thread(target=lambda h=h: runs.__setitem__(h.name, one(h)), daemon=True)

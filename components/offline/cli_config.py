@@ -20,14 +20,7 @@ def _fits(kind: str, items: Mapping[str, Any] | None, value: Any) -> bool:
     if kind == "string":
         return isinstance(value, str)
     if kind == "integer":
-        if isinstance(value, bool):
-            return False
-        if isinstance(value, int) or (isinstance(value, float) and value == int(value)):
-            return True
-        if isinstance(value, str):
-            text = value[1:] if value[:1] in "+-" else value
-            return text.isascii() and text.isdigit()  # Go's strconv.Atoi
-        return False
+        return _fits_integer(value)
     if kind == "boolean":
         return value in ("true", "false") or isinstance(value, bool)
     if kind == "object":
@@ -35,6 +28,18 @@ def _fits(kind: str, items: Mapping[str, Any] | None, value: Any) -> bool:
     if not isinstance(value, list) or items is None:
         return False
     return all(_fits(items.get("type", ""), items.get("items"), item) for item in value)
+
+
+def _fits_integer(value: Any) -> bool:
+    """An integer, a float with no fraction, or its text as Go's strconv.Atoi reads it."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int) or (isinstance(value, float) and value == int(value)):
+        return True
+    if isinstance(value, str):
+        text = value[1:] if value[:1] in "+-" else value
+        return text.isascii() and text.isdigit()  # Go's strconv.Atoi
+    return False
 
 
 def _type_name(kind: str, items: Mapping[str, Any] | None) -> str:

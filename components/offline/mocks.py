@@ -16,6 +16,7 @@ import itertools
 import json
 import struct
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -94,137 +95,19 @@ class ClipperMocks(Mocks):
         counter = self._private_hosts.setdefault(str(network), itertools.count(2))
         return str(network.network_address + next(counter))
 
-    def _db_host(self, name: str, private: bool) -> str:
-        prefix = "private-" if private else ""
-        return f"{prefix}{name}-do-user-{_digits(name, 7)}-0.k.db.ondigitalocean.com"
-
     def new_resource(self, args: MockResourceArgs) -> tuple[str, dict[str, Any]]:
         typ, name, inputs = args.typ, args.name, dict(args.inputs)
         if not args.custom:
             return f"{name}-component", {}
         rid = _uuid(f"{typ}/{name}")
-        out: dict[str, Any] = dict(inputs)
-        if typ == "digitalocean:index/vpc:Vpc":
-            self.vpc_ranges[rid] = inputs.get("ipRange", "10.10.0.0/20")
-            out["urn"] = out["vpcUrn"] = f"do:vpc:{rid}"
-        elif typ == "digitalocean:index/droplet:Droplet":
-            rid = _digits(name)
-            host_number = next(self._public_hosts)
-            out.update(
-                urn=f"do:droplet:{rid}",
-                dropletUrn=f"do:droplet:{rid}",
-                ipv4Address=f"203.0.113.{host_number}",
-                ipv4AddressPrivate=self._private_ip(inputs.get("vpcUuid")),
-                status="active",
-            )
-            if inputs.get("ipv6"):
-                out["ipv6Address"] = f"2001:db8::{host_number:x}"
-        elif typ == "digitalocean:index/reservedIp:ReservedIp":
-            ip = f"203.0.113.{200 + int(_digits(name, 2)) % 50}"
-            rid, out["ipAddress"], out["urn"] = ip, ip, f"do:floatingip:{ip}"
-            out["reservedIpUrn"] = out["urn"]
-        elif typ == "digitalocean:index/loadBalancer:LoadBalancer":
-            out.update(urn=f"do:loadbalancer:{rid}", ip="203.0.113.250", status="active")
-            out["loadBalancerUrn"] = out["urn"]
-            if inputs.get("networkStack") == "DUALSTACK":
-                out["ipv6"] = "2001:db8::fa"
-        elif typ == "digitalocean:index/databaseCluster:DatabaseCluster":
-            engine = inputs.get("engine", "pg")
-            port = 25060 if engine == "pg" else 25061
-            user = "doadmin" if engine == "pg" else "default"
-            password = f"mock-{engine}-admin-password-{_digits(name, 6)}"
-            host, private_host = self._db_host(name, False), self._db_host(name, True)
-            scheme = "postgresql" if engine == "pg" else "rediss"
-            db = "/defaultdb?sslmode=require" if engine == "pg" else ""
-            out.update(
-                urn=f"do:dbaas:{rid}", host=host, privateHost=private_host, port=port,
-                user=user, password=password, database="defaultdb" if engine == "pg" else "",
-                uri=f"{scheme}://{user}:{password}@{host}:{port}{db}",
-                privateUri=f"{scheme}://{user}:{password}@{private_host}:{port}{db}",
-                clusterUrn=f"do:dbaas:{rid}",
-            )  # fmt: skip
-        elif typ == "digitalocean:index/databaseUser:DatabaseUser":
-            out["password"] = f"mock-user-password-{_digits(name, 6)}"
-        elif typ == "digitalocean:index/databaseConnectionPool:DatabaseConnectionPool":
-            password = f"mock-pool-password-{_digits(name, 6)}"
-            host, private_host = self._db_host(name, False), self._db_host(name, True)
-            pool = inputs.get("name", name)
-            out.update(
-                host=host, privateHost=private_host, port=25061, password=password,
-                uri=f"postgresql://{inputs.get('user', 'doadmin')}:{password}@{host}:25061/{pool}?sslmode=require",
-                privateUri=f"postgresql://{inputs.get('user', 'doadmin')}:{password}@{private_host}:25061/{pool}?sslmode=require",
-            )  # fmt: skip
-        elif typ == "digitalocean:index/databaseReplica:DatabaseReplica":
-            host, private_host = self._db_host(name, False), self._db_host(name, True)
-            password = f"mock-replica-password-{_digits(name, 6)}"
-            out.update(
-                uuid=rid, host=host, privateHost=private_host, port=25060, user="doadmin",
-                password=password, database="defaultdb",
-                uri=f"postgresql://doadmin:{password}@{host}:25060/defaultdb?sslmode=require",
-                privateUri=f"postgresql://doadmin:{password}@{private_host}:25060/defaultdb?sslmode=require",
-            )  # fmt: skip
-        elif typ == "digitalocean:index/domain:Domain":
-            rid = inputs.get("name", name)
-            out["urn"] = out["domainUrn"] = f"do:domain:{rid}"
-        elif typ == "digitalocean:index/dnsRecord:DnsRecord":
-            rid = _digits(name)
-            record = inputs.get("name", "@")
-            domain = inputs.get("domain", "example.com")
-            out["fqdn"] = domain if record == "@" else f"{record}.{domain}"
-        elif typ == "digitalocean:index/project:Project":
-            out.update(ownerUuid=_uuid("owner"), createdAt="2026-01-01T00:00:00Z")
-        elif typ == "digitalocean:index/sshKey:SshKey":
-            digest = hashlib.md5(str(inputs.get("publicKey", name)).encode()).hexdigest()
-            out["fingerprint"] = ":".join(digest[i : i + 2] for i in range(0, 32, 2))
-            rid = _digits(name, 8)
-        elif typ == "digitalocean:index/tag:Tag":
-            rid = inputs.get("name", name)
-        elif typ == "digitalocean:index/certificate:Certificate":
-            out.update(
-                uuid=rid, state="verified", sha1Fingerprint=hashlib.sha1(name.encode()).hexdigest()
-            )
-        elif typ == "digitalocean:index/volume:Volume":
-            out.update(urn=f"do:volume:{rid}", volumeUrn=f"do:volume:{rid}", dropletIds=[])
-            out["filesystemLabel"] = inputs.get("initialFilesystemLabel", "")
-        elif typ == "random:index/randomBytes:RandomBytes":
-            raw = hashlib.sha256(name.encode()).digest()[: int(inputs.get("length", 32))]
-            out.update(base64=base64.b64encode(raw).decode(), hex=raw.hex())
-        elif typ == "random:index/randomPassword:RandomPassword":
-            out["result"] = f"mock-random-password-{_digits(name, 12)}"
-        elif typ == "tls:index/privateKey:PrivateKey":
-            out.update(
-                privateKeyPem=f"-----BEGIN PRIVATE KEY-----\n{FAKE_PEM_BODY}\n-----END PRIVATE KEY-----\n",
-                privateKeyOpenssh=f"-----BEGIN OPENSSH PRIVATE KEY-----\n{FAKE_PEM_BODY}\n-----END OPENSSH PRIVATE KEY-----\n",
-                publicKeyPem=f"-----BEGIN PUBLIC KEY-----\n{FAKE_PEM_BODY}\n-----END PUBLIC KEY-----\n",
-                publicKeyOpenssh=f"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI{_digits(name, 20)}mock\n",
-            )  # fmt: skip
-        elif typ == "digitalocean:index/spacesBucket:SpacesBucket":
-            bucket, region = inputs.get("name", name), inputs.get("region", "nyc3")
-            rid = bucket
-            out.update(
-                urn=f"do:space:{bucket}", bucketUrn=f"do:space:{bucket}",
-                bucketDomainName=f"{bucket}.{region}.digitaloceanspaces.com",
-                endpoint=f"{region}.digitaloceanspaces.com",
-            )  # fmt: skip
-        elif typ == "digitalocean:index/spacesKey:SpacesKey":
-            rid = "DO00" + _digits(name, 16)
-            out.update(
-                accessKey=rid, secretKey=f"mock-spaces-secret-key-{_digits(name, 12)}",
-                createdAt="2026-01-01T00:00:00Z",
-            )  # fmt: skip
-        elif typ == "digitalocean:index/containerRegistry:ContainerRegistry":
-            rid = inputs.get("name", name)
-            out.update(serverUrl=REGISTRY_SERVER, endpoint=f"{REGISTRY_SERVER}/{rid}")
-        elif typ == REGISTRY_CREDENTIALS:
-            out["dockerCredentials"] = mock_docker_credentials(name, bool(inputs.get("write")))
-        elif typ == "docker:index/image:Image":
-            image = str(inputs.get("imageName", name))
-            out.update(baseImageName=image, repoDigest=mock_pushed_digest(image, inputs))
-        elif typ.startswith("command:remote:"):
-            # The host-key read answers with a well-formed ed25519 key, as a droplet would.
-            reads_key = inputs.get("create") == read_host_key_command()
-            out.update(stdout=fake_host_key(name) + "\n" if reads_key else "", stderr="")
-        return rid, out
+        mock = MOCK_OUTPUTS.get(typ)
+        if mock is None and typ.startswith("command:remote:"):
+            mock = _remote_command
+        if mock is None:
+            return rid, inputs
+        # Each mock answers the id and the outputs the provider adds to (or sets over) the inputs.
+        rid, added = mock(self, rid, name, inputs)
+        return rid, {**inputs, **added}
 
     def call(self, args: MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
         if args.token == "digitalocean:index/getContainerRegistry:getContainerRegistry":
@@ -249,6 +132,218 @@ class ClipperMocks(Mocks):
                     "password": "mock-metrics-password-0451"}, []  # fmt: skip
         # The stock MockMonitor iterates the failures: an empty list, never None.
         return {}, []
+
+
+# One resource type's mock: (mocks, default id, name, inputs) -> (id, outputs added to the inputs).
+Outputs = tuple[str, dict[str, Any]]
+MockOutputs = Callable[[ClipperMocks, str, str, dict[str, Any]], Outputs]
+
+
+def _db_host(name: str, private: bool) -> str:
+    prefix = "private-" if private else ""
+    return f"{prefix}{name}-do-user-{_digits(name, 7)}-0.k.db.ondigitalocean.com"
+
+
+def _vpc(mocks: ClipperMocks, rid: str, name: str, inputs: dict[str, Any]) -> Outputs:
+    mocks.vpc_ranges[rid] = inputs.get("ipRange", "10.10.0.0/20")
+    return rid, {"urn": f"do:vpc:{rid}", "vpcUrn": f"do:vpc:{rid}"}
+
+
+def _droplet(mocks: ClipperMocks, rid: str, name: str, inputs: dict[str, Any]) -> Outputs:
+    rid = _digits(name)
+    host_number = next(mocks._public_hosts)
+    out: dict[str, Any] = dict(
+        urn=f"do:droplet:{rid}",
+        dropletUrn=f"do:droplet:{rid}",
+        ipv4Address=f"203.0.113.{host_number}",
+        ipv4AddressPrivate=mocks._private_ip(inputs.get("vpcUuid")),
+        status="active",
+    )
+    if inputs.get("ipv6"):
+        out["ipv6Address"] = f"2001:db8::{host_number:x}"
+    return rid, out
+
+
+def _reserved_ip(mocks: ClipperMocks, rid: str, name: str, inputs: dict[str, Any]) -> Outputs:
+    ip = f"203.0.113.{200 + int(_digits(name, 2)) % 50}"
+    urn = f"do:floatingip:{ip}"
+    return ip, {"ipAddress": ip, "urn": urn, "reservedIpUrn": urn}
+
+
+def _load_balancer(mocks: ClipperMocks, rid: str, name: str, inputs: dict[str, Any]) -> Outputs:
+    urn = f"do:loadbalancer:{rid}"
+    out: dict[str, Any] = dict(urn=urn, ip="203.0.113.250", status="active", loadBalancerUrn=urn)
+    if inputs.get("networkStack") == "DUALSTACK":
+        out["ipv6"] = "2001:db8::fa"
+    return rid, out
+
+
+def _database_cluster(mocks: ClipperMocks, rid: str, name: str, inputs: dict[str, Any]) -> Outputs:
+    engine = inputs.get("engine", "pg")
+    port = 25060 if engine == "pg" else 25061
+    user = "doadmin" if engine == "pg" else "default"
+    password = f"mock-{engine}-admin-password-{_digits(name, 6)}"
+    host, private_host = _db_host(name, False), _db_host(name, True)
+    scheme = "postgresql" if engine == "pg" else "rediss"
+    db = "/defaultdb?sslmode=require" if engine == "pg" else ""
+    return rid, dict(
+        urn=f"do:dbaas:{rid}", host=host, privateHost=private_host, port=port,
+        user=user, password=password, database="defaultdb" if engine == "pg" else "",
+        uri=f"{scheme}://{user}:{password}@{host}:{port}{db}",
+        privateUri=f"{scheme}://{user}:{password}@{private_host}:{port}{db}",
+        clusterUrn=f"do:dbaas:{rid}",
+    )  # fmt: skip
+
+
+def _database_user(mocks: ClipperMocks, rid: str, name: str, inputs: dict[str, Any]) -> Outputs:
+    return rid, {"password": f"mock-user-password-{_digits(name, 6)}"}
+
+
+def _connection_pool(mocks: ClipperMocks, rid: str, name: str, inputs: dict[str, Any]) -> Outputs:
+    password = f"mock-pool-password-{_digits(name, 6)}"
+    host, private_host = _db_host(name, False), _db_host(name, True)
+    pool = inputs.get("name", name)
+    return rid, dict(
+        host=host, privateHost=private_host, port=25061, password=password,
+        uri=f"postgresql://{inputs.get('user', 'doadmin')}:{password}@{host}:25061/{pool}?sslmode=require",
+        privateUri=f"postgresql://{inputs.get('user', 'doadmin')}:{password}@{private_host}:25061/{pool}?sslmode=require",
+    )  # fmt: skip
+
+
+def _database_replica(mocks: ClipperMocks, rid: str, name: str, inputs: dict[str, Any]) -> Outputs:
+    host, private_host = _db_host(name, False), _db_host(name, True)
+    password = f"mock-replica-password-{_digits(name, 6)}"
+    return rid, dict(
+        uuid=rid, host=host, privateHost=private_host, port=25060, user="doadmin",
+        password=password, database="defaultdb",
+        uri=f"postgresql://doadmin:{password}@{host}:25060/defaultdb?sslmode=require",
+        privateUri=f"postgresql://doadmin:{password}@{private_host}:25060/defaultdb?sslmode=require",
+    )  # fmt: skip
+
+
+def _domain(mocks: ClipperMocks, rid: str, name: str, inputs: dict[str, Any]) -> Outputs:
+    rid = inputs.get("name", name)
+    return rid, {"urn": f"do:domain:{rid}", "domainUrn": f"do:domain:{rid}"}
+
+
+def _dns_record(mocks: ClipperMocks, rid: str, name: str, inputs: dict[str, Any]) -> Outputs:
+    record = inputs.get("name", "@")
+    domain = inputs.get("domain", "example.com")
+    return _digits(name), {"fqdn": domain if record == "@" else f"{record}.{domain}"}
+
+
+def _project(mocks: ClipperMocks, rid: str, name: str, inputs: dict[str, Any]) -> Outputs:
+    return rid, {"ownerUuid": _uuid("owner"), "createdAt": "2026-01-01T00:00:00Z"}
+
+
+def _ssh_key(mocks: ClipperMocks, rid: str, name: str, inputs: dict[str, Any]) -> Outputs:
+    digest = hashlib.md5(str(inputs.get("publicKey", name)).encode()).hexdigest()
+    fingerprint = ":".join(digest[i : i + 2] for i in range(0, 32, 2))
+    return _digits(name, 8), {"fingerprint": fingerprint}
+
+
+def _tag(mocks: ClipperMocks, rid: str, name: str, inputs: dict[str, Any]) -> Outputs:
+    return inputs.get("name", name), {}
+
+
+def _certificate(mocks: ClipperMocks, rid: str, name: str, inputs: dict[str, Any]) -> Outputs:
+    sha1 = hashlib.sha1(name.encode()).hexdigest()
+    return rid, {"uuid": rid, "state": "verified", "sha1Fingerprint": sha1}
+
+
+def _volume(mocks: ClipperMocks, rid: str, name: str, inputs: dict[str, Any]) -> Outputs:
+    return rid, dict(
+        urn=f"do:volume:{rid}", volumeUrn=f"do:volume:{rid}", dropletIds=[],
+        filesystemLabel=inputs.get("initialFilesystemLabel", ""),
+    )  # fmt: skip
+
+
+def _random_bytes(mocks: ClipperMocks, rid: str, name: str, inputs: dict[str, Any]) -> Outputs:
+    raw = hashlib.sha256(name.encode()).digest()[: int(inputs.get("length", 32))]
+    return rid, {"base64": base64.b64encode(raw).decode(), "hex": raw.hex()}
+
+
+def _random_password(mocks: ClipperMocks, rid: str, name: str, inputs: dict[str, Any]) -> Outputs:
+    return rid, {"result": f"mock-random-password-{_digits(name, 12)}"}
+
+
+def _private_key(mocks: ClipperMocks, rid: str, name: str, inputs: dict[str, Any]) -> Outputs:
+    return rid, dict(
+        privateKeyPem=f"-----BEGIN PRIVATE KEY-----\n{FAKE_PEM_BODY}\n-----END PRIVATE KEY-----\n",
+        privateKeyOpenssh=f"-----BEGIN OPENSSH PRIVATE KEY-----\n{FAKE_PEM_BODY}\n-----END OPENSSH PRIVATE KEY-----\n",
+        publicKeyPem=f"-----BEGIN PUBLIC KEY-----\n{FAKE_PEM_BODY}\n-----END PUBLIC KEY-----\n",
+        publicKeyOpenssh=f"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI{_digits(name, 20)}mock\n",
+    )  # fmt: skip
+
+
+def _spaces_bucket(mocks: ClipperMocks, rid: str, name: str, inputs: dict[str, Any]) -> Outputs:
+    bucket, region = inputs.get("name", name), inputs.get("region", "nyc3")
+    return bucket, dict(
+        urn=f"do:space:{bucket}", bucketUrn=f"do:space:{bucket}",
+        bucketDomainName=f"{bucket}.{region}.digitaloceanspaces.com",
+        endpoint=f"{region}.digitaloceanspaces.com",
+    )  # fmt: skip
+
+
+def _spaces_key(mocks: ClipperMocks, rid: str, name: str, inputs: dict[str, Any]) -> Outputs:
+    rid = "DO00" + _digits(name, 16)
+    return rid, dict(
+        accessKey=rid, secretKey=f"mock-spaces-secret-key-{_digits(name, 12)}",
+        createdAt="2026-01-01T00:00:00Z",
+    )  # fmt: skip
+
+
+def _container_registry(
+    mocks: ClipperMocks, rid: str, name: str, inputs: dict[str, Any]
+) -> Outputs:
+    rid = inputs.get("name", name)
+    return rid, {"serverUrl": REGISTRY_SERVER, "endpoint": f"{REGISTRY_SERVER}/{rid}"}
+
+
+def _registry_credentials(
+    mocks: ClipperMocks, rid: str, name: str, inputs: dict[str, Any]
+) -> Outputs:
+    return rid, {"dockerCredentials": mock_docker_credentials(name, bool(inputs.get("write")))}
+
+
+def _docker_image(mocks: ClipperMocks, rid: str, name: str, inputs: dict[str, Any]) -> Outputs:
+    image = str(inputs.get("imageName", name))
+    return rid, {"baseImageName": image, "repoDigest": mock_pushed_digest(image, inputs)}
+
+
+def _remote_command(mocks: ClipperMocks, rid: str, name: str, inputs: dict[str, Any]) -> Outputs:
+    # The host-key read answers with a well-formed ed25519 key, as a droplet would.
+    reads_key = inputs.get("create") == read_host_key_command()
+    return rid, {"stdout": fake_host_key(name) + "\n" if reads_key else "", "stderr": ""}
+
+
+# The outputs DigitalOcean (and the random, tls, docker providers) add, per resource type; a type
+# not listed answers its inputs. Every `command:remote:*` type answers like `_remote_command`.
+MOCK_OUTPUTS: dict[str, MockOutputs] = {
+    "digitalocean:index/vpc:Vpc": _vpc,
+    "digitalocean:index/droplet:Droplet": _droplet,
+    "digitalocean:index/reservedIp:ReservedIp": _reserved_ip,
+    "digitalocean:index/loadBalancer:LoadBalancer": _load_balancer,
+    "digitalocean:index/databaseCluster:DatabaseCluster": _database_cluster,
+    "digitalocean:index/databaseUser:DatabaseUser": _database_user,
+    "digitalocean:index/databaseConnectionPool:DatabaseConnectionPool": _connection_pool,
+    "digitalocean:index/databaseReplica:DatabaseReplica": _database_replica,
+    "digitalocean:index/domain:Domain": _domain,
+    "digitalocean:index/dnsRecord:DnsRecord": _dns_record,
+    "digitalocean:index/project:Project": _project,
+    "digitalocean:index/sshKey:SshKey": _ssh_key,
+    "digitalocean:index/tag:Tag": _tag,
+    "digitalocean:index/certificate:Certificate": _certificate,
+    "digitalocean:index/volume:Volume": _volume,
+    "random:index/randomBytes:RandomBytes": _random_bytes,
+    "random:index/randomPassword:RandomPassword": _random_password,
+    "tls:index/privateKey:PrivateKey": _private_key,
+    "digitalocean:index/spacesBucket:SpacesBucket": _spaces_bucket,
+    "digitalocean:index/spacesKey:SpacesKey": _spaces_key,
+    "digitalocean:index/containerRegistry:ContainerRegistry": _container_registry,
+    REGISTRY_CREDENTIALS: _registry_credentials,
+    "docker:index/image:Image": _docker_image,
+}
 
 
 @dataclass(frozen=True)

@@ -63,6 +63,24 @@ def parse_settings(
     stacks to their vpcIpRange (one account: they must not overlap). Raises `SettingsError`
     with every problem found.
     """
+    present = set(secret_keys_set) | set(plain_keys_set)
+    values, problems = _known_values(raw)
+    problems.extend(_secret_problems(stack, present, plain_keys_set))
+    settings: Settings | None = None
+    try:
+        settings = Settings.model_validate(values)
+    except ValidationError as err:
+        problems.extend(_describe_error(e) for e in err.errors())
+    if settings is not None:
+        problems.extend(_settings_problems(stack, settings, present, other_vpc_ranges or {}))
+    if problems:
+        raise SettingsError(stack, problems)
+    assert settings is not None
+    return settings
+
+
+def _known_values(raw: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """The non-secret values decoded, and a problem (with a did-you-mean) per unknown key."""
     problems: list[str] = []
     known = set(config_keys())
     values: dict[str, Any] = {}
@@ -78,13 +96,18 @@ def parse_settings(
             )
             continue
         values[key] = _decode(key, value)
+    return values, problems
 
-    for key in sorted(plain_keys_set):
-        problems.append(
-            f"{PROJECT}:{key} is stored in plain text; it is a secret: run"
-            f" `pulumi config set --secret {key} <value> -s {stack}`"
-        )
-    present = set(secret_keys_set) | set(plain_keys_set)
+
+def _secret_problems(
+    stack: str, present: set[str], plain_keys_set: set[str] | frozenset[str]
+) -> list[str]:
+    """Secrets kept in plain text, required secrets missing, half a JWT key pair."""
+    problems = [
+        f"{PROJECT}:{key} is stored in plain text; it is a secret: run"
+        f" `pulumi config set --secret {key} <value> -s {stack}`"
+        for key in sorted(plain_keys_set)
+    ]
     for key, required in SECRET_KEYS.items():
         if required and key not in present:
             problems.append(
@@ -96,31 +119,25 @@ def parse_settings(
             f"{PROJECT}:jwtPrivateKey/jwtPublicKey: set both (a PEM key pair) or neither"
             " (the program then generates one)"
         )
+    return problems
 
-    settings: Settings | None = None
-    try:
-        settings = Settings.model_validate(values)
-    except ValidationError as err:
-        problems.extend(_describe_error(e) for e in err.errors())
 
-    if settings is not None:
-        problems.extend(cross_checks(settings))
-        problems.extend(
-            provider_rules.vpc_overlaps(stack, settings.vpc_ip_range, other_vpc_ranges or {})
+def _settings_problems(
+    stack: str, settings: Settings, present: set[str], other_vpc_ranges: Mapping[str, str]
+) -> list[str]:
+    """The rules that tie valid settings together, to each other, the secrets and other stacks."""
+    problems = list(cross_checks(settings))
+    problems.extend(provider_rules.vpc_overlaps(stack, settings.vpc_ip_range, other_vpc_ranges))
+    if settings.alert_slack_channel and "alertSlackWebhookUrl" not in present:
+        problems.append(
+            f'{PROJECT}:alertSlackChannel = "{settings.alert_slack_channel}": needs the'
+            f" secret: run `pulumi config set --secret alertSlackWebhookUrl <url> -s {stack}`"
         )
-        if settings.alert_slack_channel and "alertSlackWebhookUrl" not in present:
-            problems.append(
-                f'{PROJECT}:alertSlackChannel = "{settings.alert_slack_channel}": needs the'
-                f" secret: run `pulumi config set --secret alertSlackWebhookUrl <url> -s {stack}`"
-            )
-        if settings.monitoring_enabled and "alertSmtpPassword" not in present:
-            problems.append(
-                f"{PROJECT}:monitoringEnabled = true: Alertmanager needs the SMTP password: run"
-                f" `pulumi config set --secret alertSmtpPassword <password> -s {stack}`"
-            )
-        problems.extend(image_checks(settings))
-        problems.extend(integration_checks(settings, present, stack))
-    if problems:
-        raise SettingsError(stack, problems)
-    assert settings is not None
-    return settings
+    if settings.monitoring_enabled and "alertSmtpPassword" not in present:
+        problems.append(
+            f"{PROJECT}:monitoringEnabled = true: Alertmanager needs the SMTP password: run"
+            f" `pulumi config set --secret alertSmtpPassword <password> -s {stack}`"
+        )
+    problems.extend(image_checks(settings))
+    problems.extend(integration_checks(settings, present, stack))
+    return problems

@@ -390,6 +390,37 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def print_list(ctx: Context, as_json: bool) -> None:
+    """`list`: the complete backups, oldest first, as JSON or one line each."""
+    rows = do_list(ctx)
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    for row in rows:
+        print(f"{row['stamp']}  {row['key']}")
+    print(f"{len(rows)} complete backup(s) in {ctx.config.bucket}/{ctx.config.prefix}")
+
+
+def run_locked(ctx: Context, args: argparse.Namespace) -> None:
+    """The commands that change something (backup, restore, drill), run under the host lock."""
+    if args.command == "backup":
+        do_backup(ctx)
+    elif args.command == "restore":
+        do_restore(
+            ctx,
+            args.source,
+            args.target_db,
+            args.role,
+            args.i_know_this_overwrites_production,
+        )
+    else:
+        do_drill(ctx, args.max_age_hours)
+        update_metrics(
+            ctx.config.metrics_file,
+            {"clipper_backup_drill_last_success_timestamp_seconds": time.time()},
+        )
+
+
 def main(argv: Sequence[str]) -> int:
     args = parse_args(argv)
     failure_metric = {
@@ -401,32 +432,11 @@ def main(argv: Sequence[str]) -> int:
         config = Config.load(Path(args.config))
         ctx = open_context(config)
         if args.command == "list":
-            rows = do_list(ctx)
-            if args.json:
-                print(json.dumps(rows, indent=2))
-            else:
-                for row in rows:
-                    print(f"{row['stamp']}  {row['key']}")
-                print(f"{len(rows)} complete backup(s) in {config.bucket}/{config.prefix}")
+            print_list(ctx, as_json=args.json)
             return EXIT_OK
         signal.signal(signal.SIGTERM, _on_sigterm)
         with host_lock(config.state_dir, "clipper-backup " + " ".join(argv)):
-            if args.command == "backup":
-                do_backup(ctx)
-            elif args.command == "restore":
-                do_restore(
-                    ctx,
-                    args.source,
-                    args.target_db,
-                    args.role,
-                    args.i_know_this_overwrites_production,
-                )
-            else:
-                do_drill(ctx, args.max_age_hours)
-                update_metrics(
-                    config.metrics_file,
-                    {"clipper_backup_drill_last_success_timestamp_seconds": time.time()},
-                )
+            run_locked(ctx, args)
         return EXIT_OK
     except LockHeldError as exc:
         say(f"refused: {exc}")

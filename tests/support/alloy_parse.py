@@ -127,63 +127,71 @@ class _Parser:
 
     def expression(self) -> Any:
         token = self.peek()
-        if token.kind == "string":
+        if token.kind in ("string", "raw", "number"):
             self.at += 1
-            return json.loads(token.text)
-        if token.kind == "raw":
-            self.at += 1
-            return token.text[1:-1]
-        if token.kind == "number":
-            self.at += 1
-            return (
-                float(token.text)
-                if "." in token.text or "e" in token.text.lower()
-                else int(token.text)
-            )
+            return _literal(token)
         if self.accept("["):
-            items = []
-            while not self.accept("]"):
-                items.append(self.expression())
-                if not self.accept(","):
-                    self.take("punct", "]")
-                    break
-            return items
+            return self.array()
         if self.accept("{"):
-            obj: dict[str, Any] = {}
-            while not self.accept("}"):
-                key_token = self.peek()
-                key = (
-                    json.loads(self.take("string").text)
-                    if key_token.kind == "string"
-                    else self.take("ident").text
-                )
-                self.take("punct", "=")
-                if key in obj:
-                    raise AlloySyntaxError(f"line {key_token.line}: key {key!r} set twice")
-                obj[key] = self.expression()
-                if not self.accept(","):
-                    self.take("punct", "}")
-                    break
-            return obj
+            return self.object()
         if token.kind == "ident":
             self.at += 1
-            if token.text in ("true", "false"):
-                return token.text == "true"
-            if token.text == "null":
-                return None
-            path = token.text
-            while self.accept("."):
-                path += "." + self.take("ident").text
-            if self.accept("("):
-                args = []
-                while not self.accept(")"):
-                    args.append(self.expression())
-                    if not self.accept(","):
-                        self.take("punct", ")")
-                        break
-                return Call(path, tuple(args))
-            return Ref(path)
+            return self.name(token)
         raise AlloySyntaxError(f"line {token.line}: expected a value, found {token.text!r}")
+
+    def array(self) -> list[Any]:
+        items = []
+        while not self.accept("]"):
+            items.append(self.expression())
+            if not self.accept(","):
+                self.take("punct", "]")
+                break
+        return items
+
+    def object(self) -> dict[str, Any]:
+        obj: dict[str, Any] = {}
+        while not self.accept("}"):
+            key_token = self.peek()
+            key = (
+                json.loads(self.take("string").text)
+                if key_token.kind == "string"
+                else self.take("ident").text
+            )
+            self.take("punct", "=")
+            if key in obj:
+                raise AlloySyntaxError(f"line {key_token.line}: key {key!r} set twice")
+            obj[key] = self.expression()
+            if not self.accept(","):
+                self.take("punct", "}")
+                break
+        return obj
+
+    def name(self, token: _Token) -> Any:
+        """After an identifier: a constant, a reference `a.b.c`, or a call `a.b(args)`."""
+        if token.text in ("true", "false"):
+            return token.text == "true"
+        if token.text == "null":
+            return None
+        path = token.text
+        while self.accept("."):
+            path += "." + self.take("ident").text
+        if self.accept("("):
+            args = []
+            while not self.accept(")"):
+                args.append(self.expression())
+                if not self.accept(","):
+                    self.take("punct", ")")
+                    break
+            return Call(path, tuple(args))
+        return Ref(path)
+
+
+def _literal(token: _Token) -> Any:
+    if token.kind == "string":
+        return json.loads(token.text)
+    if token.kind == "raw":
+        return token.text[1:-1]
+    return float(token.text) if "." in token.text or "e" in token.text.lower() else int(token.text)
 
 
 def parse_alloy(text: str) -> list[ParsedBlock]:

@@ -257,6 +257,17 @@ def _type_problems(where: str, typ: str, value: Any, exports: dict[str, str]) ->
         return [f"{where}: {kind} {getattr(value, 'path', getattr(value, 'function', ''))}"]
     if kind is not None:
         return [] if kind == typ else [f"{where}: {typ} expected, got a {kind}"]
+    if typ in ("string", "duration", "bool", "number"):
+        return _scalar_problems(where, typ, value)
+    if typ.startswith(("list(", "map(")):
+        return _collection_problems(where, typ, value, exports)
+    if typ == "receivers":
+        return _type_problems(where, "list(receiver)", value, exports)
+    return [f"{where}: a {typ} reference expected, got {value!r}"]
+
+
+def _scalar_problems(where: str, typ: str, value: Any) -> list[str]:
+    """A literal string, duration, bool or number."""
     if typ in ("string", "duration"):
         if not isinstance(value, str):
             return [f"{where}: {typ} expected, got {value!r}"]
@@ -264,9 +275,12 @@ def _type_problems(where: str, typ: str, value: Any, exports: dict[str, str]) ->
         return [] if ok else [f"{where}: {value!r} is not a duration"]
     if typ == "bool":
         return [] if isinstance(value, bool) else [f"{where}: bool expected, got {value!r}"]
-    if typ == "number":
-        is_number = isinstance(value, int | float) and not isinstance(value, bool)
-        return [] if is_number else [f"{where}: number expected, got {value!r}"]
+    is_number = isinstance(value, int | float) and not isinstance(value, bool)
+    return [] if is_number else [f"{where}: number expected, got {value!r}"]
+
+
+def _collection_problems(where: str, typ: str, value: Any, exports: dict[str, str]) -> list[str]:
+    """A literal `list(T)` or `map(T)`: each item checked as T."""
     if typ.startswith("list("):
         if not isinstance(value, list):
             return [f"{where}: {typ} expected, got {value!r}"]
@@ -276,16 +290,10 @@ def _type_problems(where: str, typ: str, value: Any, exports: dict[str, str]) ->
             for n, v in enumerate(value)
             for p in _type_problems(f"{where}[{n}]", inner, v, exports)
         ]
-    if typ.startswith("map("):
-        if not isinstance(value, dict):
-            return [f"{where}: {typ} expected, got {value!r}"]
-        inner = typ[len("map(") : -1]
-        return [
-            p for k, v in value.items() for p in _type_problems(f"{where}.{k}", inner, v, exports)
-        ]
-    if typ == "receivers":
-        return _type_problems(where, "list(receiver)", value, exports)
-    return [f"{where}: a {typ} reference expected, got {value!r}"]
+    if not isinstance(value, dict):
+        return [f"{where}: {typ} expected, got {value!r}"]
+    inner = typ[len("map(") : -1]
+    return [p for k, v in value.items() for p in _type_problems(f"{where}.{k}", inner, v, exports)]
 
 
 def _check_block(

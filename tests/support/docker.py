@@ -294,6 +294,14 @@ def _cmdline(pid: int) -> str:
 def debian_mirror(suite: str = "bookworm") -> str:
     """The Debian mirror apt uses for ``suite`` (.sources or .list files), else deb.debian.org."""
     sources = Path("/etc/apt/sources.list.d")
+    found = _deb822_mirror(sources, suite)
+    if found is None:
+        found = _one_line_mirror(sources, suite)
+    return DEFAULT_MIRROR if found is None else found
+
+
+def _deb822_mirror(sources: Path, suite: str) -> str | None:
+    """The first URI of a `Types: deb` stanza for ``suite`` in the ``*.sources`` files."""
     for path in sorted(sources.glob("*.sources")) if sources.is_dir() else []:
         for stanza in re.split(r"\n\s*\n", path.read_text()):
             fields: dict[str, str] = {}
@@ -308,6 +316,11 @@ def debian_mirror(suite: str = "bookworm") -> str:
                 uris = fields.get("uris", "").split()
                 if uris:
                     return uris[0].rstrip("/")
+    return None
+
+
+def _one_line_mirror(sources: Path, suite: str) -> str | None:
+    """The URI of a `deb URI suite ...` line in sources.list or the ``*.list`` files."""
     lists = (
         [Path("/etc/apt/sources.list"), *sorted(sources.glob("*.list"))]
         if sources.is_dir()
@@ -320,7 +333,7 @@ def debian_mirror(suite: str = "bookworm") -> str:
             words = re.sub(r"\[[^]]*\]", "", line).split()
             if len(words) >= 3 and words[0] == "deb" and words[2] == suite:
                 return words[1].rstrip("/")
-    return DEFAULT_MIRROR
+    return None
 
 
 def _apt_proxy_env() -> dict[str, str]:

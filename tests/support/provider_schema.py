@@ -61,21 +61,29 @@ def _members(hint: Any) -> list[Any]:
 
 def _matches(value: Any, hint: Any, path: str) -> list[str] | None:
     """Problems of `value` against one concrete type, or None when the type does not apply."""
-    origin = typing.get_origin(hint)
     if hint is Any:
         return []
     if isinstance(hint, type) and _types.is_input_type(hint):
         return check_object(value, hint, path) if isinstance(value, dict) else None
-    if origin in (collections.abc.Sequence, list):
+    if typing.get_origin(hint) in (collections.abc.Sequence, list, collections.abc.Mapping, dict):
+        return _collection_matches(value, hint, path)
+    return _scalar_matches(value, hint, path)
+
+
+def _collection_matches(value: Any, hint: Any, path: str) -> list[str] | None:
+    """A list (Sequence) or a map (Mapping): each item checked against the item type."""
+    if typing.get_origin(hint) in (collections.abc.Sequence, list):
         if not isinstance(value, list):
             return None
         (item,) = typing.get_args(hint) or (Any,)
         return [p for i, v in enumerate(value) for p in check_value(v, item, f"{path}[{i}]")]
-    if origin in (collections.abc.Mapping, dict):
-        if not isinstance(value, dict):
-            return None
-        item = (typing.get_args(hint) or (str, Any))[1]
-        return [p for k, v in value.items() for p in check_value(v, item, f"{path}.{k}")]
+    if not isinstance(value, dict):
+        return None
+    item = (typing.get_args(hint) or (str, Any))[1]
+    return [p for k, v in value.items() for p in check_value(v, item, f"{path}.{k}")]
+
+
+def _scalar_matches(value: Any, hint: Any, path: str) -> list[str] | None:
     if hint is bool:
         return [] if isinstance(value, bool) else None
     if hint is int:  # the wire has only floats: an int is a whole number

@@ -80,10 +80,8 @@ def set_version(cur: psycopg2.extensions.cursor, version: int, dirty: bool) -> N
     cur.execute("COMMIT")
 
 
-def main(argv: list[str]) -> None:
-    path, database, command = parse_args(argv)
-    if not database.startswith(("postgres://", "postgresql://")):
-        fail(f"unknown driver in {database.split(':', 1)[0]!r} (only postgres here)")
+def open_locked(database: str) -> psycopg2.extensions.cursor:
+    """A cursor on the database, holding golang-migrate's advisory lock, with its table there."""
     try:
         conn = psycopg2.connect(database, connect_timeout=15)  # libpq reads PGPASSWORD
     except psycopg2.Error as exc:
@@ -98,6 +96,14 @@ def main(argv: list[str]) -> None:
         "CREATE TABLE IF NOT EXISTS schema_migrations (version bigint NOT NULL PRIMARY KEY,"
         " dirty boolean NOT NULL)"
     )
+    return cur
+
+
+def main(argv: list[str]) -> None:
+    path, database, command = parse_args(argv)
+    if not database.startswith(("postgres://", "postgresql://")):
+        fail(f"unknown driver in {database.split(':', 1)[0]!r} (only postgres here)")
+    cur = open_locked(database)
     cur.execute("SELECT version, dirty FROM schema_migrations LIMIT 1")
     row = cur.fetchone()
     current, dirty = (row[0], row[1]) if row else (None, False)
@@ -121,19 +127,24 @@ def main(argv: list[str]) -> None:
         print("no change", file=sys.stderr, flush=True)
         return
     for version, name, file in pending:
-        started = time.monotonic()
-        set_version(cur, version, True)
-        sql = file.read_text()
-        if sql.strip():
-            try:
-                cur.execute(sql)
-            except psycopg2.Error as exc:
-                detail = str(exc).strip().splitlines()[0]
-                statement = sql.strip()[:200]
-                fail(f"migration failed: {detail} in line 0: {statement} (details: pq: {detail})")
-        set_version(cur, version, False)
-        millis = (time.monotonic() - started) * 1000
-        print(f"{version}/u {name} ({millis:.1f}ms)", file=sys.stderr, flush=True)
+        apply_one(cur, version, name, file)
+
+
+def apply_one(cur: psycopg2.extensions.cursor, version: int, name: str, file: Path) -> None:
+    """One migration file: dirty at its version, its SQL as one query, then clean."""
+    started = time.monotonic()
+    set_version(cur, version, True)
+    sql = file.read_text()
+    if sql.strip():
+        try:
+            cur.execute(sql)
+        except psycopg2.Error as exc:
+            detail = str(exc).strip().splitlines()[0]
+            statement = sql.strip()[:200]
+            fail(f"migration failed: {detail} in line 0: {statement} (details: pq: {detail})")
+    set_version(cur, version, False)
+    millis = (time.monotonic() - started) * 1000
+    print(f"{version}/u {name} ({millis:.1f}ms)", file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":
