@@ -51,7 +51,7 @@ def string(text: str) -> str:
     return json.dumps(text)
 
 
-def value(v: Value, depth: int = 0) -> str:
+def value(v: Value, depth: int = 0) -> str:  # noqa: PLR0911 (one return per Alloy type)
     """One value in Alloy syntax; objects and lists of objects span lines."""
     if isinstance(v, Expr):
         return v.text
