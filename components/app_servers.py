@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_digitalocean as do
 
-from components.host_files import role_tag
+from components.host.files import role_tag
 from components.renames import formerly
 from components.settings import AccessSettings, AppServerSettings, IdentitySettings
 

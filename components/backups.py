@@ -35,12 +35,12 @@ import pulumi
 import pulumi_command as command
 import pulumi_digitalocean as do
 
-from components import host_layout
 from components.database import APP_DATABASE
+from components.host import layout as host_layout
 from components.host.connection import AppHost, deploy_ssh
+from components.host.files import HostFile
 from components.host.remote_files import RemoteFile, host_package_files
 from components.host.setup import Activation, Bundle, set_up_host
-from components.host_files import HostFile
 from components.renderers.backup_units import (
     TIMERS,
     BackupTarget,

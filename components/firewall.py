@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_digitalocean as do
 
-from components.host_layout import ALLOY_HTTP_PORT, NODE_EXPORTER_PORT
+from components.host.layout import ALLOY_HTTP_PORT, NODE_EXPORTER_PORT
 from components.renames import formerly
 from components.settings import IdentitySettings, NetworkSettings
 

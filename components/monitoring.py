@@ -1,7 +1,7 @@
 """Self-hosted observability: one monitoring droplet (Prometheus, Alertmanager, Grafana, Loki,
 blackbox_exporter) with its data on a DigitalOcean volume; node_exporter on every host and
 Grafana Alloy on every app host. Every image runs by the digest the preview resolved
-(components/image_digest.py).
+(components/images/digest.py).
 
 DigitalOcean's own alerts (components/alerts.py) keep working when this host is down; this adds
 what they cannot do: request metrics from the access log (error rate, p95), central logs with
@@ -32,17 +32,17 @@ import pulumi
 import pulumi_digitalocean as do
 import pulumi_random as random
 
-from components import host_layout
 from components.cache import ManagedValkey
 from components.database import ManagedPostgres
 from components.firewall import ALL_PORTS
+from components.host import layout as host_layout
 from components.host.connection import deploy_ssh
+from components.host.files import HostFile, role_tag
 from components.host.keys import learn_host_key
+from components.host.layout import LOKI_PORT
 from components.host.remote_files import RemoteFile
 from components.host.setup import Activation, Bundle, set_up_host
-from components.host_files import HostFile, role_tag
-from components.host_layout import LOKI_PORT
-from components.image_digest import pinned_reference
+from components.images.digest import pinned_reference
 from components.renderers import monitoring_units as units
 from components.renderers.prometheus import (
     ALERTMANAGER_PORT,

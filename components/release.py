@@ -14,11 +14,12 @@ remote commands connecting as the `deploy` user with the stack's deploy key):
    is ready, switch nginx, drain, stop the old colour). Its stdout is the operator's record.
 
 The deploy runs again when its triggers change: the droplet (a new one needs the app), the four
-pinned image references (`name:tag@sha256:...`, components/images.py: a moved tag is a new
-digest, hence a new trigger), or the sha256 of the env files (a secret: computed in `apply` on
-secrets). A changed trigger replaces the command resource, which re-runs `create`; its command
-line never changes and holds nothing secret. Host N+1 is touched only after host N's deploy
-succeeded, so a failing deploy stops the roll with the other hosts still on the old release.
+pinned image references (`name:tag@sha256:...`, components/images/release_images.py: a moved tag
+is a new digest, hence a new trigger), or the sha256 of the env files (a secret: computed in
+`apply` on secrets). A changed trigger replaces the command resource, which re-runs `create`;
+its command line never changes and holds nothing secret. Host N+1 is touched only after host N's
+deploy succeeded, so a failing deploy stops the roll with the other hosts still on the old
+release.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from pathlib import Path
 import pulumi
 import pulumi_command as command
 
-from components import host_layout
+from components.host import layout as host_layout
 from components.host.connection import AppHost, deploy_ssh
 from components.host.remote_files import RemoteFile, host_package_files
 from components.host.setup import Activation, Bundle, set_up_host

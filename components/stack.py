@@ -11,7 +11,6 @@ import pulumi
 from components.alerts import Alerts, AlertsArgs
 from components.app_secrets import AppSecrets, AppSecretsArgs, PostgresLogin
 from components.app_servers import AppHostTags, AppHostTagsArgs, AppServers, AppServersArgs
-from components.app_source import SourceError, app_source, engine_is_mocked, ensure_checkout
 from components.backups import Backups, BackupsArgs
 from components.cache import ManagedValkey, ManagedValkeyArgs
 from components.database import ManagedPostgres, ManagedPostgresArgs
@@ -19,9 +18,10 @@ from components.deploy_key import DeployKey, DeployKeyArgs
 from components.dns import SiteDns, SiteDnsArgs
 from components.entry import Entry, EntryArgs
 from components.firewall import AppFirewall, AppFirewallArgs
+from components.host.files import HostFile
 from components.host.keys import HostKeys, HostKeysArgs
-from components.host_files import HostFile
-from components.images import ReleaseImages, ReleaseImagesArgs
+from components.images.release_images import ReleaseImages, ReleaseImagesArgs
+from components.images.source import SourceError, app_source, engine_is_mocked, ensure_checkout
 from components.monitoring import (
     MonitoredAppHost,
     Monitoring,

@@ -1,4 +1,4 @@
-# The Clipper frontend, built for one stack (components/images.py passes the build args).
+# The Clipper frontend, built for one stack (components/images/release_images.py passes the build args).
 # The app's own frontend/Dockerfile cannot take the API URL (it has no ARG for it and bakes in
 # http://localhost:8080/api/v1 without an uncommitted .env.production), so this one replaces it:
 # same stages, same nginx.conf and served files, with the stack's values handed to Vite.

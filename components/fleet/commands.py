@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Final, Literal
 
-from components import host_layout
+from components.host import layout as host_layout
 
 LogSource = Literal["backend", "frontend", "nginx"]
 LOG_SOURCES: Final[tuple[LogSource, ...]] = ("backend", "frontend", "nginx")

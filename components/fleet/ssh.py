@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from components import host_layout
 from components.fleet.outputs import Fleet, FleetHost
+from components.host import layout as host_layout
 
 CONNECT_TIMEOUT_SECONDS = 10
 # Every session: never prompt, only our key, no agent, bounded connect, dead peers noticed.

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_command as command
 
-from components import host_layout
+from components.host import layout as host_layout
 
 # A new droplet takes a minute or two to boot and create the deploy user: keep dialling.
 SSH_DIAL_ERROR_LIMIT = 60

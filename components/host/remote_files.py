@@ -24,8 +24,8 @@ from typing import Any
 import pulumi
 import pulumi_command as command
 
-from components import host_layout
-from components.host_files import HostFile
+from components.host import layout as host_layout
+from components.host.files import HostFile
 from components.renderers.sudoers import INSTALLER_PATH
 
 HOSTSCRIPTS_DIR = Path(__file__).resolve().parents[2] / "hostscripts"  # from the repo root

@@ -26,7 +26,7 @@ from typing import Any
 import pulumi
 import pulumi_command as command
 
-from components import host_layout
+from components.host import layout as host_layout
 from components.host.remote_files import RemoteFile, RemoteFiles, RemoteFilesArgs
 
 
@@ -47,7 +47,7 @@ class Bundle:
     contents secret in state and on the wire."""
 
     suffix: str
-    role: str  # the host role the offline render files them under (components/host_files.py)
+    role: str  # the host role the offline render files them under (components/host/files.py)
     files: Sequence[RemoteFile]
     secret: bool = False
 

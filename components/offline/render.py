@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 from pulumi.runtime import rpc
 
-from components.host_files import HostFile, role_of
+from components.host.files import HostFile, role_of
 from components.offline.runner import ProgramRun
 
 DROPLET = "digitalocean:index/droplet:Droplet"

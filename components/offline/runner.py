@@ -9,7 +9,7 @@ here). Only a secret the stack file does not mention at all gets a placeholder, 
 for the operator's `pulumi config set --secret`, so a plan needs no credentials. The program
 runs in the project directory, as the CLI runs it. What the CLI refuses before starting the
 program (cli_config.py) and what the provider's checks refuse after it declared its resources
-(components/provider_inputs.py) stop the run the same way: `SettingsError`, exit 2.
+(components/provider/inputs.py) stop the run the same way: `SettingsError`, exit 2.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import yaml
 
 from components.offline.cli_config import cli_config_problems
 from components.offline.mocks import ClipperMocks, RecordingMonitor, Registration, unwrap_secrets
-from components.provider_inputs import input_problems
+from components.provider.inputs import input_problems
 from components.settings import PROJECT, SECRET_KEYS, SettingsError
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
@@ -217,7 +217,7 @@ class ProviderRefusalError(SettingsError):
 
 
 def provider_refusals(registrations: list[Registration]) -> list[str]:
-    """What the provider's Check step would refuse (components/provider_inputs.py), per resource;
+    """What the provider's Check step would refuse (components/provider/inputs.py), per resource;
     the real preview stops there too, before anything is created."""
     return [
         f"{r.name} ({r.type.rsplit(':', 1)[-1]}): {problem}"

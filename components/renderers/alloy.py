@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from components.host_layout import ALLOY_HTTP_PORT, LOKI_PORT, NGINX_ACCESS_LOG
+from components.host.layout import ALLOY_HTTP_PORT, LOKI_PORT, NGINX_ACCESS_LOG
 from components.renderers.alloy_syntax import Block, Expr, Value, document
 from components.renderers.nginx import BACKEND_EXACT_PATHS, BACKEND_PREFIXES, WEBSOCKET_LOCATION
 from components.settings import Settings

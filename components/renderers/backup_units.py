@@ -13,8 +13,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from components import host_layout
-from components.host_files import HostFile
+from components.host import layout as host_layout
+from components.host.files import HostFile
 from components.renderers.env_file import render_env_file
 
 BACKUP_SERVICE = "clipper-backup.service"

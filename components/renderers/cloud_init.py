@@ -41,8 +41,8 @@ from typing import Any
 
 import yaml
 
-from components.host_files import HostFile
-from components.host_layout import (
+from components.host.files import HostFile
+from components.host.layout import (
     ALLOY_HTTP_PORT,
     DEPLOY_USER,
     ETC_DIR,

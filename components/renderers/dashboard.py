@@ -13,7 +13,6 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from components import slugs
 from components.renderers.grafana import LOKI_UID, PROMETHEUS_UID
 from components.renderers.prometheus import (
     BACKUP_METRIC,
@@ -29,7 +28,7 @@ from components.renderers.prometheus import (
     VALKEY_MEMORY_METRIC,
     WEBSOCKET_DURATION_METRIC,
 )
-from components.settings import Settings
+from components.settings import Settings, slugs
 
 UID = "clipper-overview"
 # Grafana's dashboard JSON model (v1) as Grafana 12/13 write it; 13 still loads v1 files.

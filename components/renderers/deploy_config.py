@@ -38,8 +38,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from components import host_layout
-from components.host_layout import COLORS, Color
+from components.host import layout as host_layout
+from components.host.layout import COLORS, Color
 from components.renderers.nginx_upstreams import render_active_upstreams
 from components.settings import DATABASE_EXTENSIONS, Settings
 
@@ -128,8 +128,8 @@ def deploy_config(
 ) -> dict[str, Any]:
     """The deploy configuration as data (what `render_deploy_config` serialises).
 
-    `images` are the release's pinned references (components/images.py); without them the
-    settings' references are used as they are (tests that replace the images).
+    `images` are the release's pinned references (components/images/release_images.py); without
+    them the settings' references are used as they are (tests that replace the images).
     """
     target = target or HostTarget()
     chosen = images or {

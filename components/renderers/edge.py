@@ -8,8 +8,8 @@ setup script. None of these files or commands holds a secret.
 
 from __future__ import annotations
 
-from components.host_files import HostFile
-from components.host_layout import NGINX_ACTIVE_UPSTREAMS_FILE, NGINX_SITE_FILE, Color
+from components.host.files import HostFile
+from components.host.layout import NGINX_ACTIVE_UPSTREAMS_FILE, NGINX_SITE_FILE, Color
 from components.renderers.nginx import (
     NGINX_PROXY_SNIPPET,
     SiteBinding,

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import yaml
 
-from components.host_layout import LOKI_PORT
+from components.host.layout import LOKI_PORT
 from components.renderers.prometheus import GRAFANA_PORT, PROMETHEUS_PORT
 from components.settings import Settings
 

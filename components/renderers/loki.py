@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from components.host_layout import LOKI_PORT
+from components.host.layout import LOKI_PORT
 from components.settings import Settings
 
 # Inside the Loki container: the config, and the data directory on the monitoring volume.

@@ -26,8 +26,8 @@ import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from components.host_files import HostFile
-from components.host_layout import (
+from components.host.files import HostFile
+from components.host.layout import (
     ALLOY_HTTP_PORT,
     LOKI_PORT,
     NODE_EXPORTER_PORT,
@@ -81,7 +81,7 @@ def volume_device(volume_name: str) -> str:
 @dataclass(frozen=True)
 class MonitoringImages:
     """The image each container runs: `repo:tag@sha256:...` as the preview resolved it
-    (components/image_digest.py), or the settings' tags where only paths matter."""
+    (components/images/digest.py), or the settings' tags where only paths matter."""
 
     prometheus: str
     alertmanager: str

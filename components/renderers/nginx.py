@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from components.host_layout import (
+from components.host.layout import (
     ACME_WEBROOT,
     NGINX_ACCESS_LOG,
     NGINX_ACTIVE_UPSTREAMS_FILE,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from components.host_layout import (
+from components.host.layout import (
     BACKEND_PORTS,
     COLORS,
     FRONTEND_PORTS,

@@ -33,10 +33,9 @@ from typing import Any
 
 import yaml
 
-from components import slugs
-from components.host_layout import ALLOY_HTTP_PORT, LOKI_PORT, NODE_EXPORTER_PORT
+from components.host.layout import ALLOY_HTTP_PORT, LOKI_PORT, NODE_EXPORTER_PORT
 from components.renderers import alloy
-from components.settings import Settings
+from components.settings import Settings, slugs
 
 # Inside the Prometheus container (monitoring_units.py mounts the host directories here).
 CONFIG_DIR = "/etc/prometheus"

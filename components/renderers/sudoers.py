@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from components.host_layout import DEPLOY_USER
+from components.host.layout import DEPLOY_USER
 from components.renderers.backup_units import (
     BACKUP_SERVICE,
     BACKUP_TIMER,

@@ -28,8 +28,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from components.host_files import HostFile
-from components.host_layout import ACME_WEBROOT, under_root
+from components.host.files import HostFile
+from components.host.layout import ACME_WEBROOT, under_root
 from components.renderers.host_scripts import config_beside, render_script_config, script_text
 from components.settings import Settings
 

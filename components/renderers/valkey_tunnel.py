@@ -19,8 +19,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from components.host_files import HostFile
-from components.host_layout import VALKEY_CA_FILE
+from components.host.files import HostFile
+from components.host.layout import VALKEY_CA_FILE
 
 TUNNEL_CONFIG_FILE = "/etc/clipper/valkey-tunnel.conf"
 TUNNEL_SERVICE = "clipper-valkey-tunnel.service"

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from pydantic import Field
 
-from components import slugs
+from components.settings import slugs
 from components.settings.checks import DropletSize, one_of
 from components.settings.concern import Concern
 

@@ -8,7 +8,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, Field
 
-from components import slugs
+from components.settings import slugs
 from components.settings.concern import Concern
 
 _WEEKDAY = r"(Mon|Tue|Wed|Thu|Fri|Sat|Sun)"

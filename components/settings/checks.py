@@ -13,7 +13,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator
 
-from components import slugs
+from components.settings import slugs
 
 
 def one_of(allowed: frozenset[str] | tuple[str, ...], what: str) -> AfterValidator:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import json
 
-from components import image_rules, provider_rules
+from components.provider import rules as provider_rules
+from components.settings import image_rules
 from components.settings.model import Settings
 from components.settings.project import PROJECT, PROJECT_DIR
 

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field
 
-from components import slugs
+from components.settings import slugs
 from components.settings.checks import one_of
 from components.settings.concern import Concern
 

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from functools import cached_property
 from typing import Any, Self
 
-from components import image_rules
+from components.settings import image_rules
 from components.settings.access import AccessSettings
 from components.settings.alerts import AlertSettings
 from components.settings.app_environment import AppEnvironmentSettings

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, Field
 
-from components import image_rules
+from components.settings import image_rules
 from components.settings.checks import DropletSize
 from components.settings.concern import Concern
 

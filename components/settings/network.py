@@ -7,7 +7,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, Field
 
-from components import provider_rules
+from components.provider import rules as provider_rules
 from components.settings.concern import Concern
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from components import provider_rules
+from components.provider import rules as provider_rules
 from components.settings.cross_checks import cross_checks, image_checks, integration_checks
 from components.settings.model import Settings
 from components.settings.project import PROJECT, SettingsError

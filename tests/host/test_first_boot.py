@@ -38,7 +38,7 @@ from typing import Any
 
 import pytest
 
-from components import host_layout
+from components.host import layout as host_layout
 from components.offline.mocks import FAKE_CA_PEM
 from components.offline.runner import ProgramRun
 from components.renderers import cloud_init, valkey_tunnel

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from components import host_layout
+from components.host import layout as host_layout
 from tests.support import DockerEngine, PostgresServer, ValkeyServer, wait_until
 from tests.support.fleet_hosts import (
     Fleet,

@@ -39,7 +39,7 @@ from typing import Any
 
 import pytest
 
-from components import host_layout
+from components.host import layout as host_layout
 from components.offline.runner import ProgramRun
 from tests.support import (
     DockerEngine,

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from components.host_layout import under_root
+from components.host.layout import under_root
 from components.renderers.tls import (
     EX_TEMPFAIL,
     ISSUE_SCRIPT,

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from components.host_layout import LOKI_PORT, NGINX_ACCESS_LOG, NGINX_SITE_FILE
+from components.host.layout import LOKI_PORT, NGINX_ACCESS_LOG, NGINX_SITE_FILE
 from components.renderers import alloy, prometheus
 from components.renderers.monitoring_units import AGENTS_ACTIVATE_SCRIPT, ETC_DIR, UNIT_DIR
 from components.renderers.nginx import BACKEND_PREFIXES

@@ -12,9 +12,9 @@ import pytest
 from clipper.backup_config import Config as BackupConfig
 from clipper.envfile import parse_env_text
 
-from components import host_layout
 from components.backups import BACKUP_SCRIPT_SOURCE, enable_command
-from components.host_layout import under_root
+from components.host import layout as host_layout
+from components.host.layout import under_root
 from components.renderers.backup_units import (
     BACKUP_SERVICE,
     BACKUP_TIMER,

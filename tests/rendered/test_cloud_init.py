@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 import yaml
 
-from components.host_files import HostFile
-from components.host_layout import (
+from components.host.files import HostFile
+from components.host.layout import (
     ALLOY_HTTP_PORT,
     DEPLOY_USER,
     HOST_READY_FILE,

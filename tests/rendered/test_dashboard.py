@@ -15,9 +15,9 @@ import pytest
 import yaml
 from clipper.backup_cli import METRIC_HELP as BACKUP_METRIC_HELP
 
-from components import slugs
 from components.renderers import alloy, dashboard, grafana, prometheus
 from components.renderers.monitoring_units import ETC_DIR
+from components.settings import slugs
 from tests.support.alloy_parse import parse_alloy
 from tests.support.monitoring import (
     STACKS,

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from components.host_layout import LOKI_PORT
+from components.host.layout import LOKI_PORT
 from components.renderers import grafana, loki, prometheus
 from tests.support.monitoring import (
     STACKS,

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from components.host_layout import (
+from components.host.layout import (
     BACKUP_METRICS_FILE,
     LOKI_PORT,
     NODE_EXPORTER_PORT,

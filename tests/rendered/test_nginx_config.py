@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from components.host_layout import NGINX_SITE_FILE, under_root
+from components.host.layout import NGINX_SITE_FILE, under_root
 from components.offline.render import host_files
 from components.renderers.edge import edge_bootstrap_commands, edge_host_files
 from components.renderers.nginx import NGINX_PROXY_SNIPPET, render_nginx_site, render_proxy_snippet

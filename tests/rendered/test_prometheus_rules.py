@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 import yaml
 
-from components import slugs
 from components.renderers import prometheus
 from components.renderers.prometheus import (
     BACKUP_FAILURE_METRIC,
@@ -23,7 +22,7 @@ from components.renderers.prometheus import (
     REQUESTS_METRIC,
     RULES_FILE_NAME,
 )
-from components.settings import Settings
+from components.settings import Settings, slugs
 from tests.support.monitoring import STACKS, monitoring_file, run_tool, stack_settings, write
 
 SITE = "https://clipper.example.com/health/ready"

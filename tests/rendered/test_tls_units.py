@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from components.host_files import HostFile
-from components.host_layout import under_root
+from components.host.files import HostFile
+from components.host.layout import under_root
 from components.renderers.host_scripts import script_text
 from components.renderers.tls import (
     CERTBOT,

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from components.host_layout import VALKEY_CA_FILE
+from components.host.layout import VALKEY_CA_FILE
 from components.renderers.valkey_tunnel import (
     TUNNEL_CONFIG_FILE,
     TUNNEL_UNIT_FILE,

@@ -1,4 +1,4 @@
-"""DigitalOcean's rules (components/provider_rules.py): each refused by settings, with a source."""
+"""DigitalOcean's rules (components/provider/rules.py): each refused by settings, with a source."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 import yaml
 
-from components import provider_rules
 from components.offline.runner import PROJECT_DIR, run_program
-from components.provider_rules import RULES, vpc_overlaps
+from components.provider import rules as provider_rules
+from components.provider.rules import RULES, vpc_overlaps
 from components.settings import PROJECT, SettingsError, sibling_vpc_ranges
 from tests.support.program import settings_for
 

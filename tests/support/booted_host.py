@@ -43,7 +43,7 @@ from typing import Any
 
 import yaml
 
-from components import host_layout
+from components.host import layout as host_layout
 
 from .docker import DockerEngine
 from .parity import derived_image, trixie_image

@@ -30,8 +30,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from components.host_files import HostFile
-from components.host_layout import (
+from components.host.files import HostFile
+from components.host.layout import (
     BACKEND_PORTS,
     FRONTEND_PORTS,
     NGINX_ACCESS_LOG,

@@ -113,7 +113,7 @@ class TlsRegistry(ManagedService):
             self.engine.run(["tag", source, pushed])
             self.engine.run(["push", "-q", pushed], timeout=300)
             # Every image by the digest this registry gave it: the program ships a digest in
-            # settings as it is (components/image_digest.py), as it would a resolved tag.
+            # settings as it is (components/images/digest.py), as it would a resolved tag.
             digest = self.engine.run(
                 ["image", "inspect", "--format", "{{index .RepoDigests 0}}", pushed]
             ).stdout.strip()

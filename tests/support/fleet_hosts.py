@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from components import host_layout
+from components.host import layout as host_layout
 from components.host.remote_files import host_package_files
 from components.renderers.deploy_config import HostTarget, deploy_config
 from components.renderers.env_file import (

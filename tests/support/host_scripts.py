@@ -9,7 +9,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from components.host_files import HostFile
+from components.host.files import HostFile
 from components.renderers.cloud_init import SETUP_CONFIG, SETUP_SCRIPT
 
 

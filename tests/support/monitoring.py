@@ -7,7 +7,7 @@ import functools
 import subprocess
 from pathlib import Path
 
-from components.host_files import HostFile
+from components.host.files import HostFile
 from components.offline.render import host_files
 from components.offline.runner import stack_config
 from components.renderers.monitoring_units import ETC_DIR

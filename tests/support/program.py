@@ -8,7 +8,7 @@ from typing import Any
 
 from pulumi.runtime import rpc
 
-from components.host_files import role_of
+from components.host.files import role_of
 from components.offline.mocks import Registration
 from components.offline.runner import ProgramRun, run_program, stack_config
 from components.settings import PROJECT, Settings, parse_settings

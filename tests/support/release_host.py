@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from components.host_layout import Color
+from components.host.layout import Color
 from components.renderers.deploy_config import HostTarget, deploy_config
 from components.renderers.env_file import (
     BackendSecretValues,

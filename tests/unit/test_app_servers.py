@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 import yaml
 
-from components.host_files import role_of, role_tag
-from components.host_layout import VALKEY_CA_FILE
+from components.host.files import role_of, role_tag
+from components.host.layout import VALKEY_CA_FILE
 from components.offline.mocks import FAKE_CA_PEM, Registration
 from components.offline.runner import ProgramRun
 from components.renderers.valkey_tunnel import TUNNEL_CONFIG_FILE

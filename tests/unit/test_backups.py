@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from components import host_layout
 from components.backups import BACKUP_SCRIPT_SOURCE, NONCURRENT_VERSION_DAYS, bucket_name
+from components.host import layout as host_layout
 from components.offline.mocks import Registration
 from components.offline.runner import ProgramRun, stack_config
 from components.settings import SettingsError, parse_settings

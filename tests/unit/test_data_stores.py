@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from components import slugs
 from components.database import APP_DATABASE, APP_USER, POOL_NAME
-from components.host_files import role_tag
+from components.host.files import role_tag
 from components.offline.mocks import Registration
 from components.offline.runner import ProgramRun, stack_config
-from components.settings import PROJECT, SettingsError, parse_settings
+from components.settings import PROJECT, SettingsError, parse_settings, slugs
 from tests.support.program import custom_run, plain, stack_run
 
 CLUSTER = "digitalocean:index/databaseCluster:DatabaseCluster"

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from components import host_layout
+from components.host import layout as host_layout
 from components.offline.runner import placeholder_secret
 from components.renderers.deploy_config import HostTarget, deploy_config, render_deploy_config
 from components.renderers.nginx_upstreams import render_active_upstreams

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from components.host_files import role_tag
+from components.host.files import role_tag
 from components.offline.runner import ProgramRun, stack_config
 from components.settings import PROJECT, SettingsError, parse_settings
 from tests.support.program import custom_run, of_role, plain, stack_run

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from components.host_files import ROLES
+from components.host.files import ROLES
 from components.offline.runner import PROJECT_DIR
 
 README = (PROJECT_DIR / "README.md").read_text()

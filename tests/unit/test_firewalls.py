@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from components.firewall import EXPORTER_PORTS
-from components.host_files import role_tag
-from components.host_layout import ALLOY_HTTP_PORT, NODE_EXPORTER_PORT
+from components.host.files import role_tag
+from components.host.layout import ALLOY_HTTP_PORT, NODE_EXPORTER_PORT
 from components.offline.runner import ProgramRun
 from tests.support.program import of_role, plain, stack_run
 

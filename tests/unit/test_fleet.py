@@ -17,7 +17,6 @@ from typing import Any
 import pytest
 from clipper.decisions import rollback_target
 
-from components import host_layout
 from components.fleet import commands
 from components.fleet.logs import SinceError, access_line_after, prefixed, since_cutoff
 from components.fleet.outputs import (
@@ -45,6 +44,7 @@ from components.fleet.status import (
     previous_of,
     status_table,
 )
+from components.host import layout as host_layout
 
 KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nAAAAtest\n-----END OPENSSH PRIVATE KEY-----\n"
 

@@ -16,7 +16,7 @@ import pulumi
 import pulumi_random as random
 import pytest
 
-from components import host_layout
+from components.host import layout as host_layout
 from components.host.connection import deploy_ssh
 from components.host.remote_files import RemoteFile, install_command
 from components.host.setup import (

@@ -1,11 +1,11 @@
-"""components/image_digest.py: tags resolved to digests at preview, digests kept as they are."""
+"""components/images/digest.py: tags resolved to digests at preview, digests kept as they are."""
 
 from __future__ import annotations
 
 import pulumi
 import pytest
 
-from components.image_digest import parse_reference, pinned_reference
+from components.images.digest import parse_reference, pinned_reference
 from components.offline.mocks import ClipperMocks, mock_registry_digest
 
 _DIGEST = "sha256:" + "ab" * 32

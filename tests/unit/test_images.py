@@ -12,9 +12,14 @@ from typing import Any
 import pulumi
 import pytest
 
-from components import host_layout
-from components.app_source import app_source, checkout_commands
-from components.images import ReleaseImages, ReleaseImagesArgs, docker_login, with_digest
+from components.host import layout as host_layout
+from components.images.release_images import (
+    ReleaseImages,
+    ReleaseImagesArgs,
+    docker_login,
+    with_digest,
+)
+from components.images.source import app_source, checkout_commands
 from components.offline.mocks import ClipperMocks, mock_registry_digest
 from components.offline.runner import ProgramRun
 from components.settings import SettingsError
@@ -219,7 +224,7 @@ def test_a_git_source_checks_out_the_real_ref(tmp_path: Path) -> None:
     """The checkout commands against a real (local) git repository: the tag's files, no more."""
     import subprocess
 
-    from components.app_source import AppSource, ensure_checkout
+    from components.images.source import AppSource, ensure_checkout
 
     repo = tmp_path / "upstream"
     git = ["git", "-C", str(repo), "-c", "user.email=t@example.com", "-c", "user.name=t"]

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from components.host_files import role_tag
+from components.host.files import role_tag
 from components.offline.mocks import Registration, mock_registry_digest
 from components.offline.runner import ProgramRun, placeholder_secret, stack_config
 from components.renderers import monitoring_units as units

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from components.host_files import role_tag
+from components.host.files import role_tag
 from components.offline.mocks import Registration
 from components.offline.runner import ProgramRun
 from tests.support.program import custom_run, is_secret, of_role, plain, stack_run

@@ -1,4 +1,4 @@
-"""Every declared input passes the provider's own input checks (components/provider_inputs.py)."""
+"""Every declared input passes the provider's own input checks (components/provider/inputs.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from components.provider_inputs import INPUT_RULES, input_problems
+from components.provider.inputs import INPUT_RULES, input_problems
 from tests.support.program import plain, stack_run
 
 STACKS = ["staging", "production"]

@@ -16,8 +16,8 @@ import yaml
 
 from components.__main__ import main as cli
 from components.offline.runner import PROJECT_DIR, ProviderRefusalError, run_program, stack_config
-from components.provider_normalisations import dns_value_read_back as provider_read_back
-from components.provider_rules import UPTIME_ALERT_PERIODS
+from components.provider.normalisations import dns_value_read_back as provider_read_back
+from components.provider.rules import UPTIME_ALERT_PERIODS
 from components.settings import PROJECT, SettingsError
 from tests.support.program import plain, settings_for, stack_run
 

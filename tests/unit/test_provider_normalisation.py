@@ -1,7 +1,7 @@
 """Stable previews: every input is declared in the form the provider reads back.
 
 The normalisations relied on, each with its source, are `NORMALISATIONS` in
-components/provider_normalisations.py; this test prints them and checks both stacks.
+components/provider/normalisations.py; this test prints them and checks both stacks.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from components.offline.runner import run_program
-from components.provider_normalisations import NORMALISATIONS, read_back_problems
+from components.provider.normalisations import NORMALISATIONS, read_back_problems
 from tests.support.program import plain, stack_run
 
 STACKS = ["staging", "production"]

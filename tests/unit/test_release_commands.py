@@ -20,11 +20,11 @@ import pytest
 from clipper.envfile import parse_env_text
 from clipper.migrations import migrate_login
 
-from components import host_layout
 from components.database import APP_DATABASE, APP_USER, POOL_NAME
+from components.host import layout as host_layout
+from components.host.files import role_of
 from components.host.remote_files import HOSTSCRIPTS_DIR as HOSTSCRIPTS
 from components.host.remote_files import host_package_files, install_command
-from components.host_files import role_of
 from components.offline.render import host_files
 from components.offline.runner import ProgramRun
 from tests.support.program import (

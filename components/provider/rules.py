@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from components import slugs
+from components.settings import slugs
 
 if TYPE_CHECKING:
     from components.settings import Settings

@@ -10,9 +10,9 @@
   (delivered over SSH as /etc/clipper/registry/config.json, mode 0600, by the release), and,
   when the stack builds images, a push credential that only the Pulumi engine uses.
 - Each image set to `build` is built by pulumi-docker from the app's source (components/
-  app_source.py) and pushed as `<registry>/<image>:<environment>-<source tag>`; its pinned
+  images/source.py) and pushed as `<registry>/<image>:<environment>-<source tag>`; its pinned
   reference carries the digest the push returned.
-- Each prebuilt reference is resolved to its digest at preview (components/image_digest.py).
+- Each prebuilt reference is resolved to its digest at preview (components/images/digest.py).
 
 So `pinned` holds `name:tag@sha256:...` for backend, frontend, migrations and migrate: what the
 deploy's triggers and deploy.json carry, and what the hosts pull. A prebuilt image's digest is
@@ -33,10 +33,10 @@ import pulumi
 import pulumi_digitalocean as do
 import pulumi_docker as docker
 
-from components.app_source import AppSource
-from components.image_digest import pinned_reference
-from components.image_rules import BUILD, REGISTRY_SERVER
+from components.images.digest import pinned_reference
+from components.images.source import AppSource
 from components.settings import PROJECT_DIR, Settings
+from components.settings.image_rules import BUILD, REGISTRY_SERVER
 
 IMAGES_DIR = PROJECT_DIR / "images"
 # DigitalOcean droplets are x86-64; a build on an ARM laptop must still produce that.

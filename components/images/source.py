@@ -16,8 +16,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from components.image_rules import image_tag_for
 from components.settings import PROJECT_DIR, Settings
+from components.settings.image_rules import image_tag_for
 
 CHECKOUT_ROOT = PROJECT_DIR / ".app-source"
 

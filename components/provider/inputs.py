@@ -15,8 +15,8 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from components import slugs
-from components.provider_rules import LB_IDLE_TIMEOUT_SECONDS, UPTIME_ALERT_PERIODS
+from components.provider.rules import LB_IDLE_TIMEOUT_SECONDS, UPTIME_ALERT_PERIODS
+from components.settings import slugs
 
 DO = "digitalocean:index/"
 USER_DATA_MAX_BYTES = 64 * 1024

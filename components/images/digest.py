@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_docker as docker
 
-from components.image_rules import IMAGE_REFERENCE_RE as _REFERENCE_RE
+from components.settings.image_rules import IMAGE_REFERENCE_RE as _REFERENCE_RE
 
 _DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
 
