@@ -3,7 +3,9 @@
 
     python3 scripts/plan-diff.py BEFORE.json AFTER.json [--text]
 
-Resources are matched by type and name. Prints each added and removed resource, then each
+Resources are matched by type and name, or, for a resource whose type changed, by the old type
+it aliases (`options.aliases`: Pulumi moves its state, so it is reported as moved, not as
+removed and added). Prints each moved, added and removed resource, then each
 changed path of a matched resource (`parent`, `inputs.<key>...`, `options.<key>...`) and of
 the stack outputs. A list of objects that all have a unique "path" (a RemoteFiles bundle's
 files) is matched by path, so one new file reads as one added entry, not a shifted list.
@@ -84,13 +86,40 @@ def _text_diff(path: str, before: Any, after: Any) -> list[str]:
     )
 
 
+def _aliased(old: dict[Key, Any], new: dict[Key, Any]) -> dict[Key, Key]:
+    """New resources that alias an old type of the same name the after plan no longer has
+    (Pulumi moves their state: nothing is replaced), as new key -> old key."""
+    moves = {}
+    for (typ, name), resource in new.items():
+        for alias in resource.get("options", {}).get("aliases", []):
+            if (alias, name) in old and (alias, name) not in new and (typ, name) not in old:
+                moves[(typ, name)] = (alias, name)
+    return moves
+
+
+def _without_aliases(resource: dict[str, Any]) -> dict[str, Any]:
+    options = {k: v for k, v in resource.get("options", {}).items() if k != "aliases"}
+    return {**resource, "options": options}
+
+
 def diff_plans(before: dict[str, Any], after: dict[str, Any], *, text: bool = False) -> list[str]:
     """The report's lines; empty when the plans are the same."""
     old, new = _resources(before), _resources(after)
-    lines = [f"added resource: {t} {n}" for t, n in sorted(new.keys() - old.keys())]
-    lines += [f"removed resource: {t} {n}" for t, n in sorted(old.keys() - new.keys())]
+    moves = _aliased(old, new)
+    lines = [f"moved (aliased): {o[0]} -> {t} {n}" for (t, n), o in sorted(moves.items())]
+    lines += [
+        f"added resource: {t} {n}" for t, n in sorted(new.keys() - old.keys() - moves.keys())
+    ]
+    lines += [
+        f"removed resource: {t} {n}"
+        for t, n in sorted(old.keys() - new.keys() - set(moves.values()))
+    ]
     pairs: list[tuple[str, Any, Any]] = [
         (f"{t} {n}", old[(t, n)], new[(t, n)]) for t, n in sorted(old.keys() & new.keys())
+    ]
+    pairs += [
+        (f"{t} {n}", _without_aliases(old[was]), _without_aliases(new[(t, n)]))
+        for (t, n), was in sorted(moves.items())
     ]
     pairs.append(("stack", {"outputs": before.get("outputs")}, {"outputs": after.get("outputs")}))
     for label, b, a in pairs:

@@ -62,6 +62,22 @@ def test_a_file_bundle_is_compared_by_path_not_by_position(tmp_path: Path) -> No
     ]
 
 
+def test_a_type_renamed_under_an_alias_reads_as_moved_not_replaced(tmp_path: Path) -> None:
+    before = _plan({**_resource("db", size=1), "type": "clipper:data:ManagedPostgres"})
+    renamed = {**_resource("db", size=1), "type": "clipper:database:ManagedPostgres"}
+    after = _plan({**renamed, "options": {"aliases": ["clipper:data:ManagedPostgres"]}})
+    result = _diff(tmp_path, before, after)
+    assert result.stdout.splitlines() == [
+        "moved (aliased): clipper:data:ManagedPostgres -> clipper:database:ManagedPostgres db"
+    ]
+    # Without the alias the engine would replace it: removed and added.
+    unaliased = _diff(tmp_path, before, _plan(renamed)).stdout.splitlines()
+    assert unaliased == [
+        "added resource: clipper:database:ManagedPostgres db",
+        "removed resource: clipper:data:ManagedPostgres db",
+    ]
+
+
 def test_an_unreadable_plan_is_an_error_not_a_difference(tmp_path: Path) -> None:
     result = _diff(tmp_path, "{not json", _plan())
     assert result.returncode == 2
