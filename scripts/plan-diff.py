@@ -107,9 +107,7 @@ def diff_plans(before: dict[str, Any], after: dict[str, Any], *, text: bool = Fa
     old, new = _resources(before), _resources(after)
     moves = _aliased(old, new)
     lines = [f"moved (aliased): {o[0]} -> {t} {n}" for (t, n), o in sorted(moves.items())]
-    lines += [
-        f"added resource: {t} {n}" for t, n in sorted(new.keys() - old.keys() - moves.keys())
-    ]
+    lines += [f"added resource: {t} {n}" for t, n in sorted(new.keys() - old.keys() - moves.keys())]
     lines += [
         f"removed resource: {t} {n}"
         for t, n in sorted(old.keys() - new.keys() - set(moves.values()))
