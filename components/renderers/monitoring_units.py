@@ -53,6 +53,8 @@ AGENTS_ACTIVATE_SCRIPT = "/usr/local/sbin/clipper-agents-activate"
 # The activation scripts are static (scripts/*.sh); their per-stack data is beside them.
 ACTIVATE_CONFIG = config_beside(ACTIVATE_SCRIPT, "clipper-monitoring-activate.env")
 AGENTS_ACTIVATE_CONFIG = config_beside(AGENTS_ACTIVATE_SCRIPT, "clipper-agents-activate.env")
+# Called by both activation scripts, from their own directory.
+RETIRE_UNITS_SCRIPT = "/usr/local/sbin/clipper-retire-units"
 ALLOY_STATE_DIR = "/var/lib/clipper-alloy"
 # The first line of every unit rendered here: how an activation script tells a unit it once
 # installed (and may retire) from every other unit on the host.
@@ -469,6 +471,7 @@ def monitoring_config_files(
             ACTIVATE_CONFIG, render_activate_config(containers, volume_name=config.volume_name)
         ),
         HostFile(ACTIVATE_SCRIPT, script_text("clipper-monitoring-activate"), "0755"),
+        HostFile(RETIRE_UNITS_SCRIPT, script_text("clipper-retire-units"), "0755"),
     ]
     return files
 
@@ -498,6 +501,7 @@ def app_agent_files(
         *(HostFile(c.unit_path, render_container_unit(c)) for c in app_agent_containers(images)),
         HostFile(AGENTS_ACTIVATE_CONFIG, render_agents_activate_config(settings, images)),
         HostFile(AGENTS_ACTIVATE_SCRIPT, script_text("clipper-agents-activate"), "0755"),
+        HostFile(RETIRE_UNITS_SCRIPT, script_text("clipper-retire-units"), "0755"),
     ]
 
 

@@ -40,10 +40,11 @@ def _config_keys(config: str) -> set[str]:
     return set(re.findall(r"(?m)^([A-Z][A-Z0-9_]*)=", config))
 
 
-def test_there_are_the_six_host_scripts() -> None:
+def test_there_are_the_seven_host_scripts() -> None:
     assert SCRIPTS == [
         "clipper-agents-activate", "clipper-host-setup", "clipper-monitoring-activate",
-        "clipper-tls-issue", "clipper-tls-placeholder", "clipper-tls-reload-nginx",
+        "clipper-retire-units", "clipper-tls-issue", "clipper-tls-placeholder",
+        "clipper-tls-reload-nginx",
     ]  # fmt: skip
 
 

@@ -239,9 +239,14 @@ def test_activation_prepares_the_volume_then_starts_and_waits_for_each_container
     config = files[units.ACTIVATE_CONFIG].content
     run = dry_run(
         files[units.ACTIVATE_SCRIPT], files[units.ACTIVATE_CONFIG], tmp_path,
-        bash_env=_VOLUME_ATTACHED,
+        bash_env=_VOLUME_ATTACHED, siblings=("clipper-retire-units",),
     )  # fmt: skip
     assert run.returncode == 0, run.stderr
+    # Units of ours it no longer runs are retired, keeping exactly these.
+    unit_names = [f"clipper-{n}.service" for n in MONITORING_UNITS]
+    assert run.lines("clipper-retire-units") == [
+        shlex.join(["clipper-retire-units", units.UNIT_HEADER, *unit_names])
+    ]
     # The volume has a filesystem (blkid's stand-in succeeds): never formatted.
     assert run.lines("mkfs.ext4") == []
     mount = units.DATA_MOUNT
@@ -267,9 +272,14 @@ def test_agents_activation_opens_alloys_port_to_the_vpc_then_starts_both_agents(
 ) -> None:
     files = role_files("production", "app")
     run = dry_run(
-        files[units.AGENTS_ACTIVATE_SCRIPT], files[units.AGENTS_ACTIVATE_CONFIG], tmp_path
-    )
+        files[units.AGENTS_ACTIVATE_SCRIPT], files[units.AGENTS_ACTIVATE_CONFIG], tmp_path,
+        siblings=("clipper-retire-units",),
+    )  # fmt: skip
     assert run.returncode == 0, run.stderr
+    assert run.lines("clipper-retire-units") == [
+        shlex.join(["clipper-retire-units", units.UNIT_HEADER,
+                    "clipper-node-exporter.service", "clipper-alloy.service"])
+    ]  # fmt: skip
     vpc = stack_settings("production").vpc_ip_range
     assert run.lines("ufw") == [
         f"ufw allow proto tcp from {vpc} to any port 9080 comment 'alloy from the VPC'"
@@ -320,18 +330,18 @@ def test_alloy_reads_host_logs_read_only_and_names_its_host(stack: str) -> None:
     assert "RequiresMountsFor" not in unit
 
 
-def _retire_step(script: str, config: str, unit_dir: Path) -> str:
-    """The activation script's retire step alone, with its config, pointed at `unit_dir`
-    instead of /etc/systemd/system (the rest of the script needs a real host)."""
+def _retire_step(script: str, config: str) -> str:
+    """The activation script's retire step alone, with its config (the rest of the script
+    needs a real host)."""
     lines = script.splitlines()
     start = lines.index('step "retire containers this host no longer runs"')
-    end = lines.index("done", start)
-    body = "\n".join(lines[start : end + 1]).replace("/etc/systemd/system", str(unit_dir))
+    end = next(n for n in range(start, len(lines)) if "clipper-retire-units" in lines[n])
+    body = "\n".join(lines[start : end + 1])
     return f'set -euo pipefail\n{config}\nstep() {{ echo "$*"; }}\n{body}\n'
 
 
-# Both activation scripts carry the same retire step (each script is whole on its own): both
-# are run, so the two copies cannot drift apart.
+# Both activation scripts retire through the one clipper-retire-units beside them, which their
+# bundles install: each role's step is run with that role's config and installed copy.
 @pytest.mark.parametrize(
     ("role", "path", "config_path"),
     [
@@ -344,8 +354,8 @@ def test_activation_retires_a_container_unit_the_renderer_no_longer_declares(
 ) -> None:
     """A host that ran another log shipper from a unit of ours: its unit is stopped and
     removed; the host's own units (Alloy's on an app host) and units from elsewhere (no header:
-    backups) stay. `systemctl` is a stand-in on PATH that records its arguments (no systemd in
-    a test)."""
+    backups) stay. Stand-ins, as no test here has systemd: `systemctl` on PATH records its
+    arguments, and the retire script's /etc/systemd/system is a temp dir."""
     files = role_files("staging", role)
     config = files[config_path].content
     own = sourced(config, "UNITS")[-1]
@@ -356,7 +366,11 @@ def test_activation_retires_a_container_unit_the_renderer_no_longer_declares(
     backup = write(units_dir / "clipper-backup.service", "[Unit]\nDescription=backup\n")
     log = tmp_path / "systemctl.log"
     write(bin_dir / "systemctl", f'#!/bin/sh\necho "$*" >> {log}\n').chmod(0o755)
-    step = write(tmp_path / "retire.sh", _retire_step(files[path].content, config, units_dir))
+    retire = files[units.RETIRE_UNITS_SCRIPT]
+    assert retire.mode == "0755"
+    installed = retire.content.replace("/etc/systemd/system", str(units_dir))
+    write(tmp_path / "clipper-retire-units", installed).chmod(0o755)
+    step = write(tmp_path / "retire.sh", _retire_step(files[path].content, config))
     result = subprocess.run(
         ["bash", str(step)], capture_output=True, text=True, timeout=30, check=False,
         env={**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"},
@@ -365,6 +379,15 @@ def test_activation_retires_a_container_unit_the_renderer_no_longer_declares(
     assert not old.exists() and kept.exists() and backup.exists()
     assert log.read_text() == "disable --now clipper-oldshipper.service\n"
     assert "retired clipper-oldshipper.service" in result.stdout
+
+
+def test_retire_units_without_a_header_is_a_usage_error() -> None:
+    script = role_files("staging", "app")[units.RETIRE_UNITS_SCRIPT].content
+    result = subprocess.run(
+        ["bash", "-c", script, "clipper-retire-units"],
+        capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    assert result.returncode == 64 and "usage: clipper-retire-units" in result.stderr
 
 
 @pytest.mark.parametrize("stack", STACKS)

@@ -49,7 +49,13 @@ class DryRun:
 
 
 def dry_run(
-    script: HostFile, config: HostFile, tmp_path: Path, *, failing: str = "", bash_env: str = ""
+    script: HostFile,
+    config: HostFile,
+    tmp_path: Path,
+    *,
+    failing: str = "",
+    bash_env: str = "",
+    siblings: tuple[str, ...] = (),
 ) -> DryRun:
     """Run `script` with `config` beside it under bash, where only `date`, `mv` and `dirname`
     are real.
@@ -57,9 +63,17 @@ def dry_run(
     STAND-IN: every other command (ufw, systemctl, sshd, nginx, install, curl, ...) is bash's
     command_not_found_handle, which records its argv and succeeds: this machine is not the
     droplet. `failing` names one command replaced by a stub that fails ("bad config", 255);
-    `bash_env` is more shell read first (more stand-ins, named by the caller)."""
+    `bash_env` is more shell read first (more stand-ins, named by the caller). `siblings`:
+    scripts the script calls from its own directory, each a STAND-IN that records its argv
+    under its name (they are tested on their own)."""
     path = install_beside(script, config, tmp_path / "sbin")
     stubs, calls = tmp_path / "bin", tmp_path / "calls"
+    for name in siblings:
+        sibling = path.parent / name
+        sibling.write_text(
+            f"#!/bin/bash\nprintf '%s\\n' \"{name} ${{*@Q}}\" >> {shlex.quote(str(calls))}\n"
+        )
+        sibling.chmod(0o755)
     stubs.mkdir()
     for real in ("date", "mv", "dirname"):
         (stubs / real).symlink_to(f"/usr/bin/{real}" if real == "dirname" else f"/bin/{real}")

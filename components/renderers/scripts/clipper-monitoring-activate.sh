@@ -55,20 +55,9 @@ install -d -m 0755 "$TEXTFILE_DIR"
 step "node_exporter: the pinned container replaces the distribution's service"
 systemctl disable --now prometheus-node-exporter.service 2>/dev/null || true
 
-# A container the renderer no longer declares for this host would keep running from its old
-# unit: stop and remove every unit with UNIT_HEADER that is not in UNITS. Units from elsewhere
-# (backups, TLS) lack the header and are never touched.
+# Units of ours that this host no longer runs go (clipper-retire-units, installed beside this).
 step "retire containers this host no longer runs"
-keep=" ${UNITS[*]} "
-for path in /etc/systemd/system/clipper-*.service; do
-  [ -e "$path" ] || continue
-  unit=$(basename "$path")
-  case "$keep" in *" $unit "*) continue ;; esac
-  head -n 1 "$path" | grep -qxF "$UNIT_HEADER" || continue
-  systemctl disable --now "$unit" || true
-  rm -f "$path"
-  step "retired $unit"
-done
+"$(dirname "${BASH_SOURCE[0]}")/clipper-retire-units" "$UNIT_HEADER" "${UNITS[@]}"
 
 step "containers: ${UNITS[*]}"
 systemctl enable "${UNITS[@]}"
