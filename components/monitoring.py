@@ -55,7 +55,7 @@ from components.renderers.prometheus import (
 from components.renderers.prometheus import (
     CONFIG_DIR as PROMETHEUS_CONFIG_DIR,
 )
-from components.settings import Settings
+from components.settings import IdentitySettings, Settings
 
 EVERYWHERE: tuple[str, str] = ("0.0.0.0/0", "::/0")
 POSTGRES_CA = "postgres.crt"
@@ -64,9 +64,9 @@ VALKEY_CA = "valkey.crt"
 
 @dataclass(frozen=True)
 class MonitoringHostTagArgs:
-    """Whose tag: the environment's."""
+    """Whose tag: the stack's."""
 
-    environment: str
+    identity: IdentitySettings
 
 
 class MonitoringHostTag(pulumi.ComponentResource):
@@ -81,7 +81,7 @@ class MonitoringHostTag(pulumi.ComponentResource):
         super().__init__("clipper:monitoring:MonitoringHostTag", name, None, opts)
         tag = do.Tag(
             f"{name}-role",
-            name=role_tag(args.environment, "monitoring"),
+            name=role_tag(args.identity.environment, "monitoring"),
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.role = tag.name

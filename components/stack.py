@@ -108,7 +108,7 @@ def _foundation(s: Settings) -> _Foundation:
     network = Network(f"{env}-network", NetworkArgs(identity=s.identity, network=s.network))
     tags = AppHostTags(f"{env}-tags", AppHostTagsArgs(identity=s.identity))
     monitoring_tag = (
-        MonitoringHostTag(f"{env}-monitoring-tag", MonitoringHostTagArgs(environment=env))
+        MonitoringHostTag(f"{env}-monitoring-tag", MonitoringHostTagArgs(identity=s.identity))
         if s.monitoring_enabled
         else None
     )
