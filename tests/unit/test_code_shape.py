@@ -29,7 +29,6 @@ LONG_FUNCTIONS = {
     # plan: each is a change of its own, with its plan diff.
     "hostscripts/clipper/backup_cli.py::do_backup": "logic, to split (ships in the plan)",
     "hostscripts/clipper/release_cli.py::rollback": "logic, to split (ships in the plan)",
-    "hostscripts/clipper/release_config.py::parse_config": "logic, to split (ships in the plan)",
 }  # fmt: skip
 
 
