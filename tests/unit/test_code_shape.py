@@ -28,7 +28,6 @@ LONG_FUNCTIONS = {
     # Logic, to split. Their text ships in the plan (the host bundle), so a split changes the
     # plan: each is a change of its own, with its plan diff.
     "hostscripts/clipper/backup_cli.py::do_backup": "logic, to split (ships in the plan)",
-    "hostscripts/clipper/release_cli.py::rollback": "logic, to split (ships in the plan)",
 }  # fmt: skip
 
 
