@@ -46,6 +46,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -171,39 +172,21 @@ def open_context(config: Config) -> Context:
 
 
 def do_backup(ctx: Context) -> dict[str, Any]:
+    """One backup: dump, archive the config, upload both, then the manifest (see the module
+    docstring); returns the manifest."""
     config, spaces, pg = ctx.config, ctx.spaces, ctx.postgres
     started = time.monotonic()
     moment = now_utc()
     keys = backup_keys(config.prefix, moment)
     step(f"backup of database {config.database} ({config.environment}) at {iso(moment)}")
     check_free_space(config, pg)
-
-    step("checking the PostgreSQL client against the server")
-    server = pg.server_major()
-    dump_major, dump_version = pg.tool_version("pg_dump")
-    if dump_major < server:
-        raise HostError(
-            f"pg_dump {dump_version} cannot dump a PostgreSQL {server} server: install"
-            f" postgresql-client-{server}"
-        )
-    say(f"   server {server}, pg_dump {dump_version}")
-
-    uploaded: list[str] = []
+    server, dump_version = check_client_version(pg)
     with tempfile.TemporaryDirectory(dir=config.work_dir, prefix="backup-") as tmp:
         work = Path(tmp)
         dump = work / "db.dump"
-        step(f"pg_dump --format=custom of {config.database}")
-        pg.dump(dump)
-        entries = pg.archive_entries(dump)
-        size = dump.stat().st_size
-        digest = sha256_of(dump)
-        say(f"   {size} bytes, {entries} archive entries, sha256 {digest}")
-
-        step("archiving the host's non-secret config")
+        dump_info = dump_database(config, pg, dump, keys["dump"])
         archive = work / "config.tar.gz"
-        files = config_archive(config.config_files, archive)
-        say(f"   {len(files)} file(s): {', '.join(files) or 'none'}")
-
+        config_info = archive_host_config(config, archive, keys["config"])
         manifest = {
             "schema": SCHEMA_VERSION,
             "kind": MANIFEST_KIND,
@@ -214,49 +197,100 @@ def do_backup(ctx: Context) -> dict[str, Any]:
             "server_major": server,
             "pg_dump_version": dump_version,
             "release": release_record(config.releases_file),
-            "dump": {"key": keys["dump"], "size": size, "sha256": digest, "entries": entries},
-            "config": {
-                "key": keys["config"],
-                "size": archive.stat().st_size,
-                "sha256": sha256_of(archive),
-                "files": files,
-            },
+            "dump": dump_info,
+            "config": config_info,
         }
         manifest_file = work / "manifest.json"
         manifest_file.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-        try:
-            for local, key in ((dump, keys["dump"]), (archive, keys["config"])):
-                step(f"uploading {key}")
-                uploaded.append(key)
-                spaces.upload(local, key)
-                listed, expected = spaces.size_of(key), local.stat().st_size
-                if listed != expected:
-                    raise HostError(f"{key}: the bucket lists {listed} bytes, not {expected}")
-            # The manifest goes last: until it is listed, this backup does not exist.
-            step(f"uploading the manifest {keys['manifest']}")
-            uploaded.append(keys["manifest"])
-            spaces.upload(manifest_file, keys["manifest"])
-            if spaces.size_of(keys["manifest"]) != manifest_file.stat().st_size:
-                raise HostError(f"{keys['manifest']} is not listed after its upload")
-        except HostError:
-            for key in reversed(uploaded):
-                with contextlib.suppress(HostError):
-                    spaces.delete(key)
-            raise
+        upload_backup(
+            spaces,
+            [(dump, keys["dump"]), (archive, keys["config"])],
+            manifest_file,
+            keys["manifest"],
+        )
     duration = time.monotonic() - started
-    # Stamps have one-second resolution: hold the lock into the next second so that a run
-    # right after this one never reuses (and overwrites) this backup's keys.
-    time.sleep(max(0.0, 1.0 - (now_utc() - moment).total_seconds()))
+    hold_into_next_second(moment)
     update_metrics(
         config.metrics_file,
         {
             "clipper_backup_last_success_timestamp_seconds": time.time(),
-            "clipper_backup_last_size_bytes": size,
+            "clipper_backup_last_size_bytes": dump_info["size"],
             "clipper_backup_last_duration_seconds": duration,
         },
     )
     step(f"backup complete in {duration:.1f}s: {keys['dump']}")
     return manifest
+
+
+def check_client_version(pg: Postgres) -> tuple[int, str]:
+    """Refuse a pg_dump older than the server (it cannot dump it); returns the server's major
+    version and pg_dump's version."""
+    step("checking the PostgreSQL client against the server")
+    server = pg.server_major()
+    dump_major, dump_version = pg.tool_version("pg_dump")
+    if dump_major < server:
+        raise HostError(
+            f"pg_dump {dump_version} cannot dump a PostgreSQL {server} server: install"
+            f" postgresql-client-{server}"
+        )
+    say(f"   server {server}, pg_dump {dump_version}")
+    return server, dump_version
+
+
+def dump_database(config: Config, pg: Postgres, dump: Path, key: str) -> dict[str, Any]:
+    """pg_dump the app database into `dump` and read it back; returns the manifest's `dump`."""
+    step(f"pg_dump --format=custom of {config.database}")
+    pg.dump(dump)
+    entries = pg.archive_entries(dump)
+    size = dump.stat().st_size
+    digest = sha256_of(dump)
+    say(f"   {size} bytes, {entries} archive entries, sha256 {digest}")
+    return {"key": key, "size": size, "sha256": digest, "entries": entries}
+
+
+def archive_host_config(config: Config, archive: Path, key: str) -> dict[str, Any]:
+    """The host's non-secret config into `archive`; returns the manifest's `config`."""
+    step("archiving the host's non-secret config")
+    files = config_archive(config.config_files, archive)
+    say(f"   {len(files)} file(s): {', '.join(files) or 'none'}")
+    return {
+        "key": key,
+        "size": archive.stat().st_size,
+        "sha256": sha256_of(archive),
+        "files": files,
+    }
+
+
+def upload_backup(
+    spaces: Spaces, files: Sequence[tuple[Path, str]], manifest_file: Path, manifest_key: str
+) -> None:
+    """Upload `files` (local, key), each checked by its listed size, then the manifest LAST:
+    until it is listed, this backup does not exist. On a failure every key tried is deleted."""
+    uploaded: list[str] = []
+    try:
+        for local, key in files:
+            step(f"uploading {key}")
+            uploaded.append(key)
+            spaces.upload(local, key)
+            listed, expected = spaces.size_of(key), local.stat().st_size
+            if listed != expected:
+                raise HostError(f"{key}: the bucket lists {listed} bytes, not {expected}")
+        step(f"uploading the manifest {manifest_key}")
+        uploaded.append(manifest_key)
+        spaces.upload(manifest_file, manifest_key)
+        if spaces.size_of(manifest_key) != manifest_file.stat().st_size:
+            raise HostError(f"{manifest_key} is not listed after its upload")
+    except HostError:
+        for key in reversed(uploaded):
+            with contextlib.suppress(HostError):
+                spaces.delete(key)
+        raise
+
+
+def hold_into_next_second(moment: datetime) -> None:
+    """Stamps have one-second resolution: hold the lock into the next second so that a run
+    right after this one never reuses (and overwrites) this backup's keys."""
+    time.sleep(max(0.0, 1.0 - (now_utc() - moment).total_seconds()))
 
 
 def read_manifest(ctx: Context, key: str) -> dict[str, Any]:

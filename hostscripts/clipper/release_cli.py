@@ -37,6 +37,7 @@ from typing import Any
 
 from .book import ReleaseBook
 from .clock import parse_iso
+from .containers import ColorState
 from .decisions import other_color, release_record, rollback_target
 from .envfile import read_env_file
 from .errors import EXIT_OK, ConfigError, HostError
@@ -152,49 +153,16 @@ def rollback(config: Config, to: str | None) -> int:
         env = read_env_file(config.backend_env_file)
         if target["id"] == active_id and host.is_ready(states[active]):
             # Already there (a re-run after a kill): finish the bookkeeping only.
-            if book.active != target["id"]:
-                book.activate(dict(target), active, "rollback", move_to_end=False)
-            retire(host, idle, states[idle])
+            _settle_rolled_back(host, book, target, active, states)
             pending_path.unlink(missing_ok=True)
             print(f"clipper-release: {target['id']} serves on {active}", flush=True)
             return EXIT_OK
-        # Written before anything moves, so a re-run after a kill finishes this rollback
-        # instead of stepping one more release back.
-        atomic_write(
-            pending_path,
-            json.dumps({"to": target["id"], "from": active_id, "explicit": bool(to)}) + "\n",
-        )
+        _record_pending(pending_path, target["id"], active_id, explicit=bool(to))
         say(f"rolling back from {active_id} on {active} to {target['id']}")
-        # Its images with TODAY's env file: a rotated secret never comes back with a rollback.
-        record = {
-            **release_record(target["images"], env, config.runtime),
-            "id": target["id"],
-        }
-        standby = states[idle]
-        reuse = standby.exists and standby.fingerprint == record["fingerprint"]
-        if not reuse:
-            why = (
-                f"the containers of {target['id']} carry an older env file (a secret was"
-                " rotated since)"
-                if standby.exists and standby.release == target["id"]
-                else f"no containers of {target['id']} are left"
-            )
-            say(
-                f"{why}: recreating them from its images with the current env file"
-                " (migrations are not rolled back: the schema stays as is)"
-            )
-            host.pull_missing(target["images"])
-        try:
-            Switch(host, active, states, record, env, reuse).run(
-                book, "rollback", move_to_end=False
-            )
-        except HostError as exc:
-            pending_path.unlink(missing_ok=True)
-            raise HostError(
-                f"{exc}\nthe rollback to {target['id']} was not recorded as pending"
-                f" ({pending_path} removed): the next plain rollback goes one release back"
-                f" from {active_id}"
-            ) from None
+        record = _rollback_release(config, target, env)
+        reuse = _prepare_standby(host, states[idle], target, record)
+        switch = Switch(host, active, states, record, env, reuse)
+        _switch_back(switch, book, pending_path, active_id)
         took = time.monotonic() - started
         retire(host, active, host.colors()[active])
         pending_path.unlink(missing_ok=True)
@@ -204,6 +172,77 @@ def rollback(config: Config, to: str | None) -> int:
             flush=True,
         )
         return EXIT_OK
+
+
+def _settle_rolled_back(
+    host: Host,
+    book: ReleaseBook,
+    target: Mapping[str, Any],
+    active: str,
+    states: Mapping[str, ColorState],
+) -> None:
+    """The target already serves on `active`: record it as active when the record lags (a
+    kill after the switch), and retire the other colour."""
+    if book.active != target["id"]:
+        book.activate(dict(target), active, "rollback", move_to_end=False)
+    idle = other_color(active)
+    retire(host, idle, states[idle])
+
+
+def _record_pending(pending_path: Path, to: str, from_id: str | None, *, explicit: bool) -> None:
+    """Written before anything moves, so a re-run after a kill finishes this rollback instead
+    of stepping one more release back."""
+    atomic_write(
+        pending_path,
+        json.dumps({"to": to, "from": from_id, "explicit": explicit}) + "\n",
+    )
+
+
+def _rollback_release(
+    config: Config, target: Mapping[str, Any], env: Mapping[str, str]
+) -> dict[str, Any]:
+    """The target's images with TODAY's env file: a rotated secret never comes back with a
+    rollback."""
+    return {
+        **release_record(target["images"], env, config.runtime),
+        "id": target["id"],
+    }
+
+
+def _prepare_standby(
+    host: Host, standby: ColorState, target: Mapping[str, Any], record: Mapping[str, Any]
+) -> bool:
+    """Whether the idle colour's containers can be resumed for `record`; when not, say why they
+    are recreated and pull the target's images."""
+    reuse = standby.exists and standby.fingerprint == record["fingerprint"]
+    if not reuse:
+        why = (
+            f"the containers of {target['id']} carry an older env file (a secret was rotated since)"
+            if standby.exists and standby.release == target["id"]
+            else f"no containers of {target['id']} are left"
+        )
+        say(
+            f"{why}: recreating them from its images with the current env file"
+            " (migrations are not rolled back: the schema stays as is)"
+        )
+        host.pull_missing(target["images"])
+    return reuse
+
+
+def _switch_back(
+    switch: Switch, book: ReleaseBook, pending_path: Path, active_id: str | None
+) -> None:
+    """Move traffic to the rollback target. When the switch fails (and is undone), the pending
+    record goes too: the next plain rollback goes one release back, not to this target."""
+    try:
+        switch.run(book, "rollback", move_to_end=False)
+    except HostError as exc:
+        pending_path.unlink(missing_ok=True)
+        raise HostError(
+            f"{exc}\nthe rollback to {switch.release['id']} was not recorded as pending"
+            f" ({pending_path} removed): the next plain rollback goes one release back"
+            f" from {active_id}"
+        ) from None
 
 
 def migrate_force(config: Config, version: int) -> int:

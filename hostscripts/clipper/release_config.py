@@ -99,8 +99,36 @@ def _argv(doc: Mapping[str, Any], key: str, where: str) -> list[str]:
 
 
 def parse_config(doc: Any, path: Path) -> Config:
-    """Validate the deploy.json document; a wrong file stops before anything is touched."""
+    """Validate the deploy.json document; a wrong file stops before anything is touched. The
+    checks run in a fixed order, so a file with several problems always names the same first."""
     where = str(path)
+    _check_schema(doc, where)
+    images = _images(doc, where)
+    colors = _colors(doc, where)
+    paths, nginx, health, containers, commands = _sections(doc, where)
+    extensions = _extensions(doc, where)
+    prefix = _container_prefix(containers, where)
+    # Keyword arguments are evaluated left to right: this order is the order of the checks.
+    return Config(
+        path=path,
+        environment=str(doc.get("environment", "")),
+        images=images,
+        colors=colors,
+        **_paths(paths, where),
+        **_nginx_commands(nginx, where),
+        **_health_paths(health, where),
+        **_timings(doc, where),
+        extensions=extensions,
+        prefix=prefix,
+        **_container_options(containers, where),
+        **_host_commands(commands, where),
+        **_verify(doc, where),
+        **_metrics_file(paths, where),
+    )
+
+
+def _check_schema(doc: Any, where: str) -> None:
+    """The document is an object of the schema this script reads."""
     if not isinstance(doc, dict):
         raise ConfigError(f"{where}: not a JSON object")
     schema = doc.get("schema")
@@ -108,10 +136,19 @@ def parse_config(doc: Any, path: Path) -> Config:
         raise ConfigError(
             f"{where}: schema {schema!r}; this clipper-release reads {SCHEMA_VERSION}"
         )
+
+
+def _images(doc: Mapping[str, Any], where: str) -> dict[str, str]:
+    """`images`: a reference for each of IMAGE_KEYS (other keys are dropped)."""
     images = _require(doc, "images", dict, where)
     for key in IMAGE_KEYS:
         if not isinstance(images.get(key), str) or not images[key]:
             raise ConfigError(f"{where}: images.{key} must be an image reference")
+    return {key: images[key] for key in IMAGE_KEYS}
+
+
+def _colors(doc: Mapping[str, Any], where: str) -> dict[str, ColorConfig]:
+    """`colors`: the ports and nginx upstreams of blue and green."""
     colors_doc = _require(doc, "colors", dict, where)
     colors: dict[str, ColorConfig] = {}
     for color in COLORS:
@@ -121,52 +158,87 @@ def parse_config(doc: Any, path: Path) -> Config:
             frontend_port=_require(entry, "frontend_port", int, f"{where}: colors.{color}"),
             upstreams=_require(entry, "upstreams", str, f"{where}: colors.{color}"),
         )
-    paths = _require(doc, "paths", dict, where)
-    nginx = _require(doc, "nginx", dict, where)
-    health = _require(doc, "health", dict, where)
-    containers = _require(doc, "containers", dict, where)
-    commands = _require(doc, "commands", dict, where)
+    return colors
+
+
+def _sections(doc: Mapping[str, Any], where: str) -> tuple[Mapping[str, Any], ...]:
+    """The sections `paths`, `nginx`, `health`, `containers` and `commands`, in that order."""
+    return tuple(
+        _require(doc, section, dict, where)
+        for section in ("paths", "nginx", "health", "containers", "commands")
+    )
+
+
+def _extensions(doc: Mapping[str, Any], where: str) -> list[str]:
+    """`database_extensions`: plain PostgreSQL extension names."""
     extensions = _require(doc, "database_extensions", list, where)
     for name in extensions:
         if not isinstance(name, str) or not re.fullmatch(r"[a-z0-9_]+", name):
             raise ConfigError(f"{where}: database_extensions: {name!r} is not an extension name")
-    prefix = _require(containers, "prefix", str, f"{where}: containers")
+    return list(extensions)
+
+
+def _container_prefix(containers: Mapping[str, Any], where: str) -> str:
+    """`containers.prefix`: what every container name starts with."""
+    prefix: str = _require(containers, "prefix", str, f"{where}: containers")
     if not re.fullmatch(r"[a-z0-9][a-z0-9_.-]*", prefix):
         raise ConfigError(f"{where}: containers.prefix {prefix!r} is not a container name prefix")
-    return Config(
-        path=path,
-        environment=str(doc.get("environment", "")),
-        images={key: images[key] for key in IMAGE_KEYS},
-        colors=colors,
-        backend_env_file=Path(_require(paths, "backend_env_file", str, f"{where}: paths")),
-        db_admin_env_file=Path(_require(paths, "db_admin_env_file", str, f"{where}: paths")),
-        state_dir=Path(_require(paths, "state_dir", str, f"{where}: paths")),
-        nginx_include=Path(_require(paths, "nginx_include", str, f"{where}: paths")),
-        nginx_test=_argv(nginx, "test_command", f"{where}: nginx"),
-        nginx_reload=_argv(nginx, "reload_command", f"{where}: nginx"),
-        backend_health_path=_require(health, "backend_path", str, f"{where}: health"),
-        frontend_health_path=_require(health, "frontend_path", str, f"{where}: health"),
-        ready_timeout=float(_require(doc, "ready_timeout_seconds", (int, float), where)),
-        drain_seconds=float(_require(doc, "drain_seconds", (int, float), where)),
-        stop_timeout=int(_require(doc, "stop_timeout_seconds", int, where)),
-        release_keep=int(_require(doc, "release_keep", int, where)),
-        extensions=list(extensions),
-        prefix=prefix,
-        backend_run_args=list(
-            _require(containers, "backend_run_args", list, f"{where}: containers")
-        ),
-        frontend_run_args=list(
-            _require(containers, "frontend_run_args", list, f"{where}: containers")
-        ),
-        frontend_container_port=_require(
-            containers, "frontend_container_port", int, f"{where}: containers"
-        ),
-        port_env=_require(containers, "port_env", str, f"{where}: containers"),
-        docker=_argv(commands, "docker", f"{where}: commands"),
-        psql=_argv(commands, "psql", f"{where}: commands"),
-        **_verify(doc, where),
-        **_metrics_file(paths, where),
-    )
+    return prefix
+
+
+def _paths(paths: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """The required files and directories of `paths`."""
+    return {
+        "backend_env_file": Path(_require(paths, "backend_env_file", str, f"{where}: paths")),
+        "db_admin_env_file": Path(_require(paths, "db_admin_env_file", str, f"{where}: paths")),
+        "state_dir": Path(_require(paths, "state_dir", str, f"{where}: paths")),
+        "nginx_include": Path(_require(paths, "nginx_include", str, f"{where}: paths")),
+    }
+
+
+def _nginx_commands(nginx: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """`nginx`: the argv that tests the configuration and the one that reloads it."""
+    return {
+        "nginx_test": _argv(nginx, "test_command", f"{where}: nginx"),
+        "nginx_reload": _argv(nginx, "reload_command", f"{where}: nginx"),
+    }
+
+
+def _health_paths(health: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """`health`: the readiness paths of the backend and the frontend."""
+    return {
+        "backend_health_path": _require(health, "backend_path", str, f"{where}: health"),
+        "frontend_health_path": _require(health, "frontend_path", str, f"{where}: health"),
+    }
+
+
+def _timings(doc: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """The top-level waits and counts: readiness, drain, stop timeout, releases kept."""
+    return {
+        "ready_timeout": float(_require(doc, "ready_timeout_seconds", (int, float), where)),
+        "drain_seconds": float(_require(doc, "drain_seconds", (int, float), where)),
+        "stop_timeout": int(_require(doc, "stop_timeout_seconds", int, where)),
+        "release_keep": int(_require(doc, "release_keep", int, where)),
+    }
+
+
+def _container_options(containers: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """`containers`: how the backend and frontend run (part of the release fingerprint)."""
+    at = f"{where}: containers"
+    return {
+        "backend_run_args": list(_require(containers, "backend_run_args", list, at)),
+        "frontend_run_args": list(_require(containers, "frontend_run_args", list, at)),
+        "frontend_container_port": _require(containers, "frontend_container_port", int, at),
+        "port_env": _require(containers, "port_env", str, at),
+    }
+
+
+def _host_commands(commands: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """`commands`: the docker and psql argv prefixes."""
+    return {
+        "docker": _argv(commands, "docker", f"{where}: commands"),
+        "psql": _argv(commands, "psql", f"{where}: commands"),
+    }
 
 
 def _metrics_file(paths: Mapping[str, Any], where: str) -> dict[str, Any]:

@@ -25,11 +25,6 @@ LONG_FUNCTIONS = {
     "components/renderers/prometheus.py::render_prometheus_config":
         "data: prometheus.yml's scrape jobs",
     "components/renderers/prometheus.py::render_alert_rules": "data: the alert rules",
-    # Logic, to split. Their text ships in the plan (the host bundle), so a split changes the
-    # plan: each is a change of its own, with its plan diff.
-    "hostscripts/clipper/backup_cli.py::do_backup": "logic, to split (ships in the plan)",
-    "hostscripts/clipper/release_cli.py::rollback": "logic, to split (ships in the plan)",
-    "hostscripts/clipper/release_config.py::parse_config": "logic, to split (ships in the plan)",
 }  # fmt: skip
 
 
