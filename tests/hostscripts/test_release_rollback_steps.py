@@ -18,13 +18,8 @@ from clipper.containers import LABEL_FINGERPRINT, LABEL_RELEASE, ColorState, Con
 from clipper.host import Host
 from clipper.switch import Switch
 
-IMAGES = {
-    "backend": "ghcr.io/org/clipper/backend:v1.4.0",
-    "frontend": "ghcr.io/org/clipper/frontend:v1.4.0",
-    "migrations": "ghcr.io/org/clipper/migrations:v1.4.0",
-    "migrate": "migrate/migrate:v4.17.0@sha256:" + "a" * 64,
-}
-RUNTIME = {"backend_run_args": ["--network", "host"], "port_env": "PORT"}
+from tests.support.release_records import IMAGES, RUNTIME
+
 ENV = {"TWITCH_CLIENT_SECRET": "today", "DATABASE_URL": "postgres://app@db/clipper"}
 
 

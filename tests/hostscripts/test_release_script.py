@@ -13,14 +13,7 @@ from clipper import decisions, envfile, errors, host, lock, migrations, release_
 
 from components.renderers.deploy_config import render_deploy_config
 from tests.support.release_host import settings_for
-
-IMAGES = {
-    "backend": "ghcr.io/org/clipper/backend:v1.4.0",
-    "frontend": "ghcr.io/org/clipper/frontend:v1.4.0",
-    "migrations": "ghcr.io/org/clipper/migrations:v1.4.0",
-    "migrate": "migrate/migrate:v4.17.0@sha256:" + "a" * 64,
-}
-RUNTIME = {"backend_run_args": ["--network", "host"], "port_env": "PORT"}
+from tests.support.release_records import IMAGES, RUNTIME
 
 
 @pytest.fixture(scope="module")
