@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import signal
 import sys
 import threading
 import time
@@ -191,18 +192,26 @@ def do_logs(runner: SshRunner, hosts: Sequence[FleetHost], args: Any) -> int:
 def _run_on_each_host(
     runner: SshRunner, hosts: Sequence[FleetHost], one: Callable[[FleetHost], HostRun]
 ) -> int:
-    """`one(host)` on every host at once; Ctrl-C (how `--follow` ends) closes every session."""
+    """`one(host)` on every host at once; Ctrl-C (how `--follow` ends) closes every session.
+
+    Ctrl-C sets an event instead of raising KeyboardInterrupt: an interrupt raised inside the
+    threading module's own bookkeeping (a worker's `is_alive`) can leave it in a state that
+    hangs the interpreter's exit, which is how `logs --follow` once failed to end."""
     runs: dict[str, HostRun] = {}
     workers = [
         threading.Thread(target=lambda h=h: runs.__setitem__(h.name, one(h)), daemon=True)
         for h in hosts
     ]
-    for worker in workers:
-        worker.start()
+    interrupted = threading.Event()
+    previous = signal.signal(signal.SIGINT, lambda *_: interrupted.set())
     try:
-        while any(worker.is_alive() for worker in workers):
-            time.sleep(0.2)  # the main thread stays free for Ctrl-C
-    except KeyboardInterrupt:
+        for worker in workers:
+            worker.start()
+        while not interrupted.is_set() and any(worker.is_alive() for worker in workers):
+            interrupted.wait(0.2)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if interrupted.is_set():
         runner.stop()  # `--follow` ends here: close every host's session
         return EXIT_OK
     return EXIT_OK if all(r.returncode == 0 for r in runs.values()) else EXIT_FAILED

@@ -5,8 +5,10 @@ domain), the PROXY protocol and WebSockets.
 Path mapping is explicit: the renderers take `root` (every host path they write into a file is
 relocated under it, host_layout.under_root) and a `SiteBinding` (loopback address, free ports);
 `install_host_files` writes each HostFile to `root + path`. The one text substitution is in
-`upstreams_include`: the active-colour include names the host's colour ports (8081, 3001, ...),
-which are replaced by the stand-ins' free ports, and the substitution is checked to have happened.
+`upstreams_include`: the active-colour include names the host's colour ports (8081, 3001, ...)
+and its loopback check listener's port (8099), which are replaced by the stand-ins' and a free
+port (so that several edges, and other tests' hosts, can run at once), and each substitution is
+checked to have happened.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from components.host.layout import (
     NGINX_ACCESS_LOG,
     NGINX_ACTIVE_UPSTREAMS_FILE,
     NGINX_SITE_FILE,
+    NGINX_VERIFY_PORT,
     Color,
     under_root,
 )
@@ -85,16 +88,17 @@ def install_host_files(files: list[HostFile], root: Path) -> None:
         target.chmod(int(file.mode, 8))
 
 
-def upstreams_include(color: Color, backend_port: int, frontend_port: int) -> str:
-    """render_active_upstreams(color) with the colour's host ports replaced by test ports."""
+def upstreams_include(color: Color, backend_port: int, frontend_port: int, verify_port: int) -> str:
+    """render_active_upstreams(color) with the colour's host ports and the check listener's
+    port replaced by test ports."""
     text = render_active_upstreams(color)
-    for host_port, port in (
-        (BACKEND_PORTS[color], backend_port),
-        (FRONTEND_PORTS[color], frontend_port),
+    for needle, replacement in (
+        (f"127.0.0.1:{BACKEND_PORTS[color]} ", f"127.0.0.1:{backend_port} "),
+        (f"127.0.0.1:{FRONTEND_PORTS[color]} ", f"127.0.0.1:{frontend_port} "),
+        (f"listen 127.0.0.1:{NGINX_VERIFY_PORT};", f"listen 127.0.0.1:{verify_port};"),
     ):
-        needle = f"127.0.0.1:{host_port} "
         assert text.count(needle) == 1, f"{needle!r} not in the include:\n{text}"
-        text = text.replace(needle, f"127.0.0.1:{port} ")
+        text = text.replace(needle, replacement)
     return text
 
 
@@ -326,8 +330,11 @@ class EdgeSite:
     binding: SiteBinding = field(init=False)
     upstreams: dict[tuple[str, Color], StandIn] = field(init=False, default_factory=dict)
 
+    verify_port: int = field(init=False)
+
     def __post_init__(self) -> None:
         self.binding = SiteBinding(http_port=free_port(), https_port=free_port(), address=LOOPBACK)
+        self.verify_port = free_port()
 
     # ---- life cycle
 
@@ -399,7 +406,7 @@ class EdgeSite:
 
     def include_for(self, color: Color) -> str:
         backend, frontend = self.upstreams[("backend", color)], self.upstreams[("frontend", color)]
-        return upstreams_include(color, backend.port, frontend.port)
+        return upstreams_include(color, backend.port, frontend.port, self.verify_port)
 
     def switch_to(self, color: Color) -> None:
         """What a deploy does: rewrite the include atomically, then reload nginx."""
