@@ -47,6 +47,10 @@ VALKEY_CA_FILE: Final = "/etc/clipper/valkey-ca.crt"
 
 # Host readiness: cloud-init's setup script writes it last; remote commands wait for it.
 HOST_READY_FILE: Final = "/var/lib/clipper/host-ready"
+# That setup script (renderers/scripts/clipper-host-setup.sh), and the per-stack, per-role
+# config beside it that it sources; the file installer must never write either.
+HOST_SETUP_SCRIPT: Final = "/usr/local/sbin/clipper-host-setup"
+HOST_SETUP_CONFIG: Final = "/usr/local/sbin/clipper-host-setup.env"
 
 # Prometheus node_exporter on every host; reachable only from the VPC (ufw and cloud firewall).
 NODE_EXPORTER_PORT: Final = 9100

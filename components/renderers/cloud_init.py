@@ -18,7 +18,7 @@ What it does, in cloud-init's own order:
   then one setup script (`runcmd`) that turns on the firewall and the services and, as its very
   last step, writes host_layout.HOST_READY_FILE. The script is the static
   scripts/clipper-host-setup.sh, the same for every host; what differs (firewall rules, the
-  role's steps) is in SETUP_CONFIG beside it.
+  role's steps) is in HOST_SETUP_CONFIG beside it.
 
 The setup script runs with `set -euo pipefail`: a failed step stops it before the marker, so
 `cloud-init status --wait` reports the error and the release component never deploys onto a
@@ -47,11 +47,13 @@ from components.host.layout import (
     DEPLOY_USER,
     ETC_DIR,
     HOST_READY_FILE,
+    HOST_SETUP_CONFIG,
+    HOST_SETUP_SCRIPT,
     NODE_EXPORTER_PORT,
     NODE_EXPORTER_TEXTFILE_DIR,
     STATE_DIR,
 )
-from components.renderers.host_scripts import config_beside, render_script_config, script_text
+from components.renderers.host_scripts import render_script_config, script_text
 from components.renderers.sudoers import (
     INSTALLER_PATH,
     SUDOERS_FILE,
@@ -66,9 +68,6 @@ from components.renderers.valkey_tunnel import (
 )
 from components.settings import Settings
 
-SETUP_SCRIPT = "/usr/local/sbin/clipper-host-setup"
-# The setup script's per-stack, per-role data, beside it (scripts/clipper-host-setup.sh).
-SETUP_CONFIG = config_beside(SETUP_SCRIPT, "clipper-host-setup.env")
 SSHD_HARDENING_FILE = "/etc/ssh/sshd_config.d/00-clipper-hardening.conf"
 FAIL2BAN_JAIL_FILE = "/etc/fail2ban/jail.d/clipper-sshd.local"
 AUTO_UPGRADES_FILE = "/etc/apt/apt.conf.d/21clipper-auto-upgrades"
@@ -235,14 +234,14 @@ _NGINX_JSON_LOGROTATE = """\
 
 
 def render_host_setup_config(firewall: Sequence[UfwRule], role_commands: Sequence[str] = ()) -> str:
-    """SETUP_CONFIG, what the setup script (scripts/clipper-host-setup.sh) reads: the firewall's
-    allow list, `role_commands` (one shell line each; `step "..."` prints a heading) to run after
-    the steps every host takes, and the ready marker."""
+    """HOST_SETUP_CONFIG, what the setup script (scripts/clipper-host-setup.sh) reads: the
+    firewall's allow list, `role_commands` (one shell line each; `step "..."` prints a heading)
+    to run after the steps every host takes, and the ready marker."""
     for command in role_commands:
         if "\n" in command:
             raise ValueError(f"a setup command must be one line: {command!r}")
     return render_script_config(
-        f"Sourced by {SETUP_SCRIPT}; rendered by components/renderers/cloud_init.py.",
+        f"Sourced by {HOST_SETUP_SCRIPT}; rendered by components/renderers/cloud_init.py.",
         {
             "DEPLOY_USER": DEPLOY_USER,
             "UFW_RULES": [rule.config_entry() for rule in firewall],
@@ -319,8 +318,8 @@ def _base_files(
         HostFile(DOCKER_DAEMON_FILE, render_docker_daemon_config(), "0644"),
         HostFile(JOURNALD_FILE, _JOURNALD, "0644"),
         HostFile(SYSCTL_FILE, _SYSCTL, "0644"),
-        HostFile(SETUP_CONFIG, render_host_setup_config(firewall, role_commands), "0644"),
-        HostFile(SETUP_SCRIPT, script_text("clipper-host-setup"), "0755"),
+        HostFile(HOST_SETUP_CONFIG, render_host_setup_config(firewall, role_commands), "0644"),
+        HostFile(HOST_SETUP_SCRIPT, script_text("clipper-host-setup"), "0755"),
     ]
 
 
@@ -378,7 +377,7 @@ def render_host_user_data(
             *(_write_file(f) for f in early),
             *(_write_file(f, defer=True) for f in deferred_files),
         ],
-        "runcmd": [[SETUP_SCRIPT]],
+        "runcmd": [[HOST_SETUP_SCRIPT]],
         "final_message": "clipper host: cloud-init finished after $UPTIME seconds",
     }
     if settings.app_swap_mb:

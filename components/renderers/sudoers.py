@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from components.host.layout import DEPLOY_USER
+from components.host.layout import DEPLOY_USER, HOST_SETUP_CONFIG, HOST_SETUP_SCRIPT
 from components.renderers.backup_units import (
     BACKUP_SERVICE,
     BACKUP_TIMER,
@@ -44,11 +44,7 @@ INSTALL_NAME_PREFIX = "clipper-"
 # Never: the installer itself, and the setup script that cloud-init ran and the config it
 # sources (renderers/cloud_init.py): the deploy user must not choose what a re-run of the setup
 # executes as root.
-INSTALL_NEVER: tuple[str, ...] = (
-    INSTALLER_PATH,
-    "/usr/local/sbin/clipper-host-setup",
-    "/usr/local/sbin/clipper-host-setup.env",
-)
+INSTALL_NEVER: tuple[str, ...] = (INSTALLER_PATH, HOST_SETUP_SCRIPT, HOST_SETUP_CONFIG)
 
 
 def installer_allows(path: str) -> bool:

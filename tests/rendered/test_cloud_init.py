@@ -54,11 +54,11 @@ def _file(stack: str, path: str) -> dict[str, Any]:
 
 
 def _script(stack: str) -> str:
-    return str(_file(stack, cloud_init.SETUP_SCRIPT)["content"])
+    return str(_file(stack, cloud_init.HOST_SETUP_SCRIPT)["content"])
 
 
 def _config(stack: str) -> str:
-    return str(_file(stack, cloud_init.SETUP_CONFIG)["content"])
+    return str(_file(stack, cloud_init.HOST_SETUP_CONFIG)["content"])
 
 
 def _setup_run(stack: str, tmp_root: Path) -> SetupRun:
@@ -370,8 +370,8 @@ def test_the_tunnel_unit_passes_systemd_analyze_verify(stack: str, tmp_path: Pat
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_runcmd_runs_only_the_setup_script(stack: str) -> None:
-    assert _doc(stack)["runcmd"] == [[cloud_init.SETUP_SCRIPT]]
-    assert _file(stack, cloud_init.SETUP_SCRIPT)["permissions"] == "0755"
+    assert _doc(stack)["runcmd"] == [[cloud_init.HOST_SETUP_SCRIPT]]
+    assert _file(stack, cloud_init.HOST_SETUP_SCRIPT)["permissions"] == "0755"
 
 
 @pytest.mark.parametrize("role", ["app", "monitoring"])
@@ -391,15 +391,15 @@ def test_every_roles_setup_script_is_the_shipped_file_and_its_config_is_valid_sh
         )
     )
     files = {f["path"]: f for f in doc["write_files"]}
-    assert files[cloud_init.SETUP_SCRIPT]["content"] == script_text("clipper-host-setup")
+    assert files[cloud_init.HOST_SETUP_SCRIPT]["content"] == script_text("clipper-host-setup")
     config = tmp_path / "clipper-host-setup.env"
-    config.write_text(files[cloud_init.SETUP_CONFIG]["content"])
+    config.write_text(files[cloud_init.HOST_SETUP_CONFIG]["content"])
     parsed = _run(["bash", "-n", str(config)])
     assert parsed.returncode == 0, parsed.stderr
-    assert files[cloud_init.SETUP_CONFIG]["permissions"] == "0644"
+    assert files[cloud_init.HOST_SETUP_CONFIG]["permissions"] == "0644"
     # cloud-init writes the config before the script that reads it.
     paths = list(files)
-    assert paths.index(cloud_init.SETUP_CONFIG) < paths.index(cloud_init.SETUP_SCRIPT)
+    assert paths.index(cloud_init.HOST_SETUP_CONFIG) < paths.index(cloud_init.HOST_SETUP_SCRIPT)
 
 
 @pytest.mark.parametrize("stack", STACKS)

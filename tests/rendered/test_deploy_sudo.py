@@ -18,8 +18,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from components.host import layout as host_layout
 from components.host.remote_files import bundle
-from components.renderers import cloud_init, sudoers
+from components.renderers import sudoers
 from tests.support.program import of_role, plain, stack_run
 
 STACKS = ["staging", "production"]
@@ -108,7 +109,7 @@ def test_the_installer_accepts_every_path_the_program_installs(stack: str) -> No
     "path",
     ["/etc/sudoers.d/evil", "/etc/clipper/../shadow", "/root/.ssh/authorized_keys", "etc/clipper/x",
      "/usr/local/bin/nginx", sudoers.INSTALLER_PATH, "/etc/systemd/system/ssh.service",
-     cloud_init.SETUP_SCRIPT, cloud_init.SETUP_CONFIG],
+     host_layout.HOST_SETUP_SCRIPT, host_layout.HOST_SETUP_CONFIG],
 )  # fmt: skip
 def test_the_installer_refuses_paths_outside_its_allowlist(path: str) -> None:
     assert not sudoers.installer_allows(path)

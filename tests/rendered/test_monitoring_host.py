@@ -18,6 +18,8 @@ import yaml
 
 from components.host.layout import (
     BACKUP_METRICS_FILE,
+    HOST_SETUP_CONFIG,
+    HOST_SETUP_SCRIPT,
     LOKI_PORT,
     NODE_EXPORTER_PORT,
     NODE_EXPORTER_TEXTFILE_DIR,
@@ -25,7 +27,6 @@ from components.host.layout import (
 from components.offline.render import USER_DATA_PATH
 from components.offline.runner import placeholder_secret
 from components.renderers import monitoring_units as units
-from components.renderers.cloud_init import SETUP_CONFIG, SETUP_SCRIPT
 from components.renderers.host_scripts import script_text
 from tests.support.host_scripts import dry_run, dry_run_setup, install_beside, sourced
 from tests.support.monitoring import STACKS, role_files, run_tool, stack_settings, write
@@ -63,9 +64,9 @@ def test_the_monitoring_host_is_hardened_like_the_app_hosts(stack: str) -> None:
     app_files = {f["path"]: f["content"] for f in app["write_files"]}
     # The same setup script too; only its config (firewall, role steps) is the role's own.
     for entry in monitoring["write_files"]:
-        if entry["path"] != SETUP_CONFIG:
+        if entry["path"] != HOST_SETUP_CONFIG:
             assert entry["content"] == app_files[entry["path"]], entry["path"]
-    assert SETUP_SCRIPT in app_files
+    assert HOST_SETUP_SCRIPT in app_files
     assert monitoring["users"] == app["users"]
 
 
@@ -414,6 +415,6 @@ def test_node_exporter_is_the_pinned_container_reading_the_host_scripts_textfile
     assert BACKUP_METRICS_FILE.startswith(NODE_EXPORTER_TEXTFILE_DIR + "/")
     user_data = role_files(stack, role)[USER_DATA_PATH].content
     assert "prometheus-node-exporter" not in user_data  # the distribution's package is gone
-    config = role_files(stack, role)[SETUP_CONFIG].content
+    config = role_files(stack, role)[HOST_SETUP_CONFIG].content
     # Created at boot, before any host script runs.
     assert NODE_EXPORTER_TEXTFILE_DIR in sourced(config, "HOST_DIRS")

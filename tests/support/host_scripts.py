@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from components.host.files import HostFile
-from components.renderers.cloud_init import SETUP_CONFIG, SETUP_SCRIPT
+from components.host.layout import HOST_SETUP_CONFIG, HOST_SETUP_SCRIPT
 
 
 def sourced(config: str, key: str) -> list[str]:
@@ -111,7 +111,7 @@ def dry_run_setup(files: dict[str, HostFile], tmp_path: Path, *, failing: str = 
     and role commands called by absolute path (the edge's helper scripts) are called by their
     bare name, so they reach the stand-in too."""
     ready = tmp_path / "host-ready"
-    config = files[SETUP_CONFIG].content
+    config = files[HOST_SETUP_CONFIG].content
     (marker,) = sourced(config, "READY_FILE")
     assert f"READY_FILE={marker}\n" in config
     config = config.replace(f"READY_FILE={marker}\n", f"READY_FILE={shlex.quote(str(ready))}\n")
@@ -119,5 +119,7 @@ def dry_run_setup(files: dict[str, HostFile], tmp_path: Path, *, failing: str = 
     block, tail = rest.split("\n)\n", 1)
     block = re.sub(r"(?m)^(  '?)/\S*/", r"\1", block)
     config = f"{head}ROLE_COMMANDS=(\n{block}\n)\n{tail}"
-    run = dry_run(files[SETUP_SCRIPT], HostFile(SETUP_CONFIG, config), tmp_path, failing=failing)
+    run = dry_run(
+        files[HOST_SETUP_SCRIPT], HostFile(HOST_SETUP_CONFIG, config), tmp_path, failing=failing
+    )
     return SetupRun(run.returncode, run.stdout, run.stderr, run.calls, ready)
